@@ -1,0 +1,26 @@
+# `make repro` and `make test` set everything up on a fresh machine, then run.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: repro test bench clean-venv
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+repro: $(INSTALLED)
+	dvc repro
+
+test: $(INSTALLED)
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(INSTALLED)
+	$(PYTHON) -m bench.throughput
+	$(PYTHON) -m bench.time_to_accuracy
+	$(PYTHON) -m bench.peak_memory
+
+clean-venv:
+	rm -rf $(VENV)

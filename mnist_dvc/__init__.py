@@ -1,0 +1,1 @@
+"""mnist-dvc: the shared library behind the DVC stages in stages/."""

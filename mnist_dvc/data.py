@@ -1,0 +1,232 @@
+"""MNIST on disk: download and verify the four IDX files, parse them, split, store as tensors."""
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mnist_dvc.atomic import atomic_dir, atomic_path
+from mnist_dvc.errors import MnistError
+
+# The canonical files and their well-known MD5s (the values torchvision checks).
+FILES = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+# Tried in order; the first is torchvision's primary mirror.
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+LOCAL_DIR_ENV = "MNIST_LOCAL_DIR"
+# Largest file we accept after decompression: the 60k training images are 47,040,016 bytes.
+MAX_IDX_BYTES = 64 * 2**20
+MAX_DOWNLOAD_BYTES = 16 * 2**20
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_md5(path: Path, name: str, origin: str) -> None:
+    actual = md5_of(path)
+    if actual != FILES[name]:
+        raise MnistError(f"{origin} has MD5 {actual}, expected {FILES[name]}: the file is corrupt "
+                         f"or not the MNIST {name}; replace it with the genuine file")
+
+
+def _copy_local(local_dir: Path, name: str, dest: Path) -> None:
+    source = local_dir / name
+    if not source.is_file():
+        raise MnistError(f"{source} is missing: put the four MNIST .gz files in {local_dir}, "
+                         f"or unset {LOCAL_DIR_ENV} to download them")
+    shutil.copyfile(source, dest)
+    _verify_md5(dest, name, str(source))
+
+
+def _download(mirrors, name: str, dest: Path, timeout: float) -> None:
+    errors = []
+    for mirror in mirrors:
+        url = mirror + name
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                body = response.read(MAX_DOWNLOAD_BYTES + 1)
+            if len(body) > MAX_DOWNLOAD_BYTES:
+                raise OSError("response too large")
+            dest.write_bytes(body)
+            _verify_md5(dest, name, url)
+            return
+        except (OSError, ValueError, MnistError) as exc:  # URLError and timeouts are OSErrors
+            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+    raise MnistError(f"could not download {name} from any mirror ({'; '.join(errors)}): check the "
+                     f"network, or set {LOCAL_DIR_ENV} to a folder holding the four MNIST .gz files")
+
+
+def fetch(dest: str | Path, local_dir: str | Path | None = None, mirrors=MIRRORS,
+          timeout: float = 30.0) -> None:
+    """Fill `dest` with the four verified files, from `local_dir` if given, else from the mirrors.
+
+    The folder appears whole or not at all.
+    """
+    if local_dir is not None:
+        local_dir = Path(local_dir)
+        if not local_dir.is_dir():
+            raise MnistError(f"{LOCAL_DIR_ENV}={local_dir} is not a folder: point it at the folder "
+                             "holding the four MNIST .gz files, or unset it to download them")
+    with atomic_dir(dest) as tmp:
+        for name in FILES:
+            if local_dir is not None:
+                _copy_local(local_dir, name, tmp / name)
+            else:
+                _download(mirrors, name, tmp / name, timeout)
+
+
+def local_dir_from_env() -> str | None:
+    return os.environ.get(LOCAL_DIR_ENV) or None
+
+
+def parse_idx(raw: bytes, name: str = "IDX data") -> torch.Tensor:
+    """Parse an uncompressed IDX file of unsigned bytes, checking the header against the size."""
+    if len(raw) < 4:
+        raise MnistError(f"{name} is truncated ({len(raw)} bytes, no IDX header): fetch it again")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08 or not 1 <= ndim <= 4:
+        raise MnistError(f"{name} has IDX magic {raw[:4].hex()}, expected 000008 followed by 1-4 "
+                         "dimensions: it is not an MNIST IDX file; fetch it again")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise MnistError(f"{name} is truncated inside its IDX header: fetch it again")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    count = 1
+    for d in dims:
+        count *= d
+    if count != len(raw) - header:
+        raise MnistError(f"{name} header claims dimensions {list(dims)} ({count} bytes) but holds "
+                         f"{len(raw) - header} bytes of data: the file is truncated or corrupt; "
+                         "fetch it again")
+    # The size check above happens before any allocation that depends on the header.
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
+
+
+def read_idx_gz(path: str | Path) -> torch.Tensor:
+    path = Path(path)
+    if not path.is_file():
+        raise MnistError(f"{path} is missing: run the fetch stage (dvc repro fetch)")
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise MnistError(f"{path} is not a readable gzip file ({exc}): delete it and fetch again") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise MnistError(f"{path} decompresses to more than {MAX_IDX_BYTES} bytes, far more than "
+                         "MNIST: it is not an MNIST file; fetch it again")
+    return parse_idx(raw, str(path))
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Images (N, 28, 28) uint8 and labels (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: torch.Tensor) -> "Digits":
+        return Digits(self.images[index], self.labels[index])
+
+
+def read_split(raw_dir: str | Path, prefix: str) -> Digits:
+    """Read one of the two MNIST sets: prefix 'train' or 't10k'."""
+    raw_dir = Path(raw_dir)
+    images = read_idx_gz(raw_dir / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx_gz(raw_dir / f"{prefix}-labels-idx1-ubyte.gz")
+    if images.ndim != 3 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
+        raise MnistError(f"{prefix} images have shape {list(images.shape)}, expected [N, 28, 28]: "
+                         "the images and labels files are swapped or not MNIST; fetch again")
+    if labels.ndim != 1:
+        raise MnistError(f"{prefix} labels have shape {list(labels.shape)}, expected [N]: "
+                         "the labels file is not MNIST; fetch again")
+    if len(images) != len(labels):
+        raise MnistError(f"{prefix} has {len(images)} images but {len(labels)} labels: the two "
+                         "files do not belong together; fetch them again")
+    if len(labels) and int(labels.max()) >= NUM_CLASSES:
+        raise MnistError(f"{prefix} labels hold the value {int(labels.max())}, outside 0-9: the "
+                         "labels file is corrupt; fetch it again")
+    return Digits(images.contiguous(), labels.long())
+
+
+def split_indices(labels: torch.Tensor, valid_fraction: float, stratify: bool, seed: int):
+    """Seeded disjoint (train, valid) index tensors, sorted; stratified keeps class proportions."""
+    generator = torch.Generator().manual_seed(seed)
+    if stratify:
+        groups = [torch.nonzero(labels == c).flatten() for c in range(NUM_CLASSES)]
+    else:
+        groups = [torch.arange(len(labels))]
+    train, valid = [], []
+    for group in groups:
+        shuffled = group[torch.randperm(len(group), generator=generator)]
+        n_valid = round(len(group) * valid_fraction)
+        valid.append(shuffled[:n_valid])
+        train.append(shuffled[n_valid:])
+    train, valid = torch.cat(train).sort().values, torch.cat(valid).sort().values
+    if len(train) == 0 or len(valid) == 0:
+        raise MnistError(f"data.valid_fraction={valid_fraction} leaves {len(train)} train and "
+                         f"{len(valid)} valid images: choose a fraction that leaves both non-empty")
+    return train, valid
+
+
+def save_digits(digits: Digits, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"images": digits.images, "labels": digits.labels}, tmp)
+
+
+def load_digits(path: str | Path) -> Digits:
+    path = Path(path)
+    if not path.is_file():
+        raise MnistError(f"{path} is missing: run the split stage first (dvc repro split)")
+    try:
+        blob = torch.load(path, weights_only=True)
+        images, labels = blob["images"], blob["labels"]
+    except Exception as exc:  # any unpickling problem means the same thing to the user
+        raise MnistError(f"{path} is not a dataset file written by the split stage ({exc}): "
+                         "rerun dvc repro split") from None
+    if (not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 3
+            or not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64
+            or len(images) != len(labels)):
+        raise MnistError(f"{path} does not hold uint8 images and int64 labels of equal count: "
+                         "rerun dvc repro split")
+    return Digits(images, labels)
+
+
+def prepare(raw_dir: str | Path, out_dir: str | Path, valid_fraction: float, stratify: bool,
+            seed: int, train_limit: int = 0, test_limit: int = 0) -> dict:
+    """Write train.pt, valid.pt and test.pt to `out_dir` (whole or not at all); return the counts."""
+    full_train, test = read_split(raw_dir, "train"), read_split(raw_dir, "t10k")
+    if train_limit:
+        full_train = full_train.take(torch.arange(min(train_limit, len(full_train))))
+    if test_limit:
+        test = test.take(torch.arange(min(test_limit, len(test))))
+    train_idx, valid_idx = split_indices(full_train.labels, valid_fraction, stratify, seed)
+    parts = {"train": full_train.take(train_idx), "valid": full_train.take(valid_idx), "test": test}
+    with atomic_dir(out_dir) as tmp:
+        for name, digits in parts.items():
+            save_digits(digits, tmp / f"{name}.pt")
+    return {name: len(digits) for name, digits in parts.items()}

@@ -1,0 +1,81 @@
+"""The study's CNN and the safe way to load its weights."""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mnist_dvc.errors import MnistError
+
+# Training-set pixel statistics (pixels / 255), so the model can take plain [0, 1] images.
+PIXEL_MEAN = 0.130660
+PIXEL_STD = 0.308108
+
+
+class MyConvNet(nn.Module):
+    """conv(1→64) BN ReLU pool, conv(64→128) BN ReLU pool, linear 6272→784→98→10.
+
+    Takes images (N, 1, 28, 28) scaled to [0, 1] and returns logits (N, 10).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 64, kernel_size=3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, kernel_size=3, padding=1),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(128 * 7 * 7, 784),
+            nn.ReLU(),
+            nn.Linear(784, 98),
+            nn.ReLU(),
+            nn.Linear(98, 10),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features((images - PIXEL_MEAN) / PIXEL_STD))
+
+
+def check_state_dict(model: nn.Module, state: dict, origin: str) -> None:
+    """Raise a clear error naming the first layer whose name or shape does not fit `model`."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise MnistError(f"{origin} lacks weights for layer {key}: it is not a MyConvNet "
+                             "state_dict; retrain with dvc repro train")
+        got = state[key]
+        if not isinstance(got, torch.Tensor) or got.shape != tensor.shape:
+            shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise MnistError(f"{origin}: layer {key} has shape {shape}, MyConvNet expects "
+                             f"{list(tensor.shape)}: the file is from another model; retrain with "
+                             "dvc repro train")
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise MnistError(f"{origin} holds an unexpected layer {extra[0]}: it is not a MyConvNet "
+                         "state_dict; retrain with dvc repro train")
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> MyConvNet:
+    """A MyConvNet with the weights saved at `path`, in eval mode. Never runs pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise MnistError(f"{path} is missing: run the train stage first (dvc repro train)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for crafted files, others for corrupt ones
+        raise MnistError(f"{path} is not a plain state_dict and was refused ({type(exc).__name__}): "
+                         "only load weights you trust; retrain with dvc repro train") from None
+    if not isinstance(state, dict):
+        raise MnistError(f"{path} holds a {type(state).__name__}, not a state_dict: retrain with "
+                         "dvc repro train")
+    model = MyConvNet()
+    check_state_dict(model, state, str(path))
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,163 @@
+"""params.yaml as one typed, validated object.
+
+Every stage calls `load_params()` first, so a bad value fails before any work with one line
+that names the key, the value and what is allowed.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mnist_dvc.errors import MnistError
+
+OPTIMIZERS = ("adam", "nadam", "sgdm")
+SCHEDULERS = ("constant", "steplr", "warmup")
+DECAYS = ("cosine", "exponential")
+
+
+def _rule(check, text):
+    return {"check": check, "text": text}
+
+
+def positive():
+    return _rule(lambda v: v > 0, "must be > 0")
+
+
+def at_least(low):
+    return _rule(lambda v: v >= low, f"must be >= {low}")
+
+
+def between(low, high, closed_high=False):
+    if closed_high:
+        return _rule(lambda v: low <= v <= high, f"must be in [{low}, {high}]")
+    return _rule(lambda v: low <= v < high, f"must be in [{low}, {high})")
+
+
+def open_interval(low, high):
+    return _rule(lambda v: low < v < high, f"must be in ({low}, {high})")
+
+
+def decay_factor():
+    return _rule(lambda v: 0 < v <= 1, "must be in (0, 1]")
+
+
+def one_of(choices):
+    return _rule(lambda v: v in choices, "must be one of " + ", ".join(choices))
+
+
+def _field(rule=None):
+    return field(metadata={} if rule is None else rule)
+
+
+@dataclass(frozen=True)
+class DataParams:
+    valid_fraction: float = _field(open_interval(0, 1))
+    stratify: bool = _field()
+    # Use only the first N training / test images (0 = all): for quick runs and tests.
+    train_limit: int = _field(at_least(0))
+    test_limit: int = _field(at_least(0))
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = _field(at_least(1))
+    batch_size: int = _field(at_least(1))
+    lr: float = _field(positive())
+    momentum: float = _field(between(0, 1))
+    weight_decay: float = _field(at_least(0))
+    grad_clip: float = _field(positive())
+    patience: int = _field(at_least(1))
+    label_smoothing: float = _field(between(0, 1))
+    augment: bool = _field()
+    bf16: bool = _field()
+
+
+@dataclass(frozen=True)
+class StepLRParams:
+    step_size: int = _field(at_least(1))
+    gamma: float = _field(decay_factor())
+
+
+@dataclass(frozen=True)
+class WarmupParams:
+    epochs: float = _field(at_least(0))
+    decay: str = _field(one_of(DECAYS))
+    gamma: float = _field(decay_factor())
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = _field(at_least(0))
+    optimizer: str = _field(one_of(OPTIMIZERS))
+    scheduler: str = _field(one_of(SCHEDULERS))
+    data: DataParams = _field()
+    train: TrainParams = _field()
+    steplr: StepLRParams = _field()
+    warmup: WarmupParams = _field()
+
+
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _build(cls, raw: Any, where: str, source: str):
+    prefix = f"{where}." if where else ""
+    if not isinstance(raw, dict):
+        raise MnistError(f"{source}: {where or 'the file'} must be a mapping of keys, got {raw!r}: "
+                         "restore it from git (git checkout params.yaml)")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields), key=str)
+    if unknown:
+        raise MnistError(f"{source}: unknown key {prefix}{unknown[0]}: allowed keys are "
+                         f"{', '.join(prefix + name for name in fields)}")
+    missing = [name for name in fields if name not in raw]
+    if missing:
+        raise MnistError(f"{source}: missing key {prefix}{missing[0]}: add it (see params.yaml in git)")
+    values = {}
+    for name, spec in fields.items():
+        key, value = prefix + name, raw[name]
+        if dataclasses.is_dataclass(spec.type):
+            values[name] = _build(spec.type, value, key, source)
+            continue
+        if not _type_ok(value, spec.type):
+            raise MnistError(f"{source}: {key} = {value!r} has the wrong type: it must be a "
+                             f"{spec.type.__name__} (fix it in params.yaml or with -S {key}=...)")
+        if "check" in spec.metadata and not spec.metadata["check"](value):
+            raise MnistError(f"{source}: {key} = {value!r} is invalid: {spec.metadata['text']} "
+                             f"(fix it in params.yaml or with -S {key}=...)")
+        values[name] = float(value) if spec.type is float else value
+    return cls(**values)
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    return _build(Params, raw, "", source)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MnistError(f"cannot read {path}: {exc.strerror}: run from the project root, "
+                         "where params.yaml lives") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise MnistError(f"{path} is not valid YAML{at}: fix the syntax there") from None
+    return parse_params(raw, str(path))
+
+
+def as_dict(params) -> dict:
+    return dataclasses.asdict(params)

@@ -1,0 +1,62 @@
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_dvc import data
+from mnist_dvc.params import parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mnist_dir() -> Path | None:
+    candidates = [os.environ.get(data.LOCAL_DIR_ENV), ROOT.parent / "shared/datasets/mnist",
+                  ROOT / "data/raw"]
+    for candidate in filter(None, candidates):
+        if all((Path(candidate) / name).is_file() for name in data.FILES):
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST files: $MNIST_LOCAL_DIR, ../shared/datasets/mnist, or data/raw."""
+    found = _mnist_dir()
+    if found is None:
+        pytest.fail(f"no MNIST files found: set {data.LOCAL_DIR_ENV} to a folder with the four "
+                    ".gz files (or run `dvc repro fetch` once to fill data/raw)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def mnist_train(mnist_dir):
+    return data.read_split(mnist_dir, "train")
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mnist_dir):
+    return data.read_split(mnist_dir, "t10k")
+
+
+@pytest.fixture(scope="session")
+def default_raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def make_params(default_raw):
+    """Params from the project's params.yaml with dotted overrides: make_params(**{"train.lr": 1})."""
+
+    def make(**overrides):
+        raw = copy.deepcopy(default_raw)
+        for dotted, value in overrides.items():
+            *parents, leaf = dotted.split(".")
+            node = raw
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return parse_params(raw)
+
+    return make

@@ -1,0 +1,82 @@
+import pytest
+
+from mnist_dvc.errors import MnistError
+from mnist_dvc.params import OPTIMIZERS, Params, load_params, parse_params
+
+
+def test_project_params_file_is_valid():
+    params = load_params("params.yaml")
+    assert isinstance(params, Params)
+    assert params.optimizer in OPTIMIZERS
+    assert isinstance(params.train.lr, float)
+
+
+def test_overrides_are_applied(make_params):
+    params = make_params(optimizer="nadam", **{"train.epochs": 3, "train.lr": 1})
+    assert (params.optimizer, params.train.epochs, params.train.lr) == ("nadam", 3, 1.0)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("optimizer", "nadamm", "optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm"),
+    ("scheduler", "cosine", "must be one of constant, steplr, warmup"),
+    ("warmup.decay", "linear", "must be one of cosine, exponential"),
+    ("train.lr", 0, "train.lr = 0 is invalid: must be > 0"),
+    ("train.lr", -1e-3, "train.lr = -0.001 is invalid"),
+    ("train.lr", float("nan"), "train.lr = nan has the wrong type"),
+    ("train.momentum", 1.0, "train.momentum = 1.0 is invalid: must be in [0, 1)"),
+    ("train.momentum", -0.1, "must be in [0, 1)"),
+    ("data.valid_fraction", 0, "data.valid_fraction = 0 is invalid: must be in (0, 1)"),
+    ("data.valid_fraction", 1.0, "must be in (0, 1)"),
+    ("train.batch_size", 0, "train.batch_size = 0 is invalid: must be >= 1"),
+    ("train.epochs", 0, "train.epochs = 0 is invalid: must be >= 1"),
+    ("train.epochs", 2.5, "train.epochs = 2.5 has the wrong type: it must be a int"),
+    ("train.epochs", "10", "train.epochs = '10' has the wrong type"),
+    ("train.epochs", True, "train.epochs = True has the wrong type"),
+    ("train.augment", "yes", "train.augment = 'yes' has the wrong type: it must be a bool"),
+    ("train.patience", 0, "must be >= 1"),
+    ("train.grad_clip", 0, "must be > 0"),
+    ("steplr.gamma", 0, "must be in (0, 1]"),
+    ("seed", -1, "seed = -1 is invalid"),
+])
+def test_each_bad_value_names_key_and_fix(make_params, key, value, expected):
+    with pytest.raises(MnistError) as error:
+        make_params(**{key: value})
+    message = str(error.value)
+    assert expected in message
+    assert "\n" not in message
+    assert f"-S {key}=" in message
+
+
+def test_unknown_top_level_key_lists_allowed(default_raw):
+    with pytest.raises(MnistError, match=r"unknown key optimiser: allowed keys are seed, optimizer"):
+        parse_params({**default_raw, "optimiser": "adam"})
+
+
+def test_unknown_nested_key(default_raw):
+    raw = {**default_raw, "train": {**default_raw["train"], "learning_rate": 0.1}}
+    with pytest.raises(MnistError, match=r"unknown key train.learning_rate: allowed keys are train.epochs"):
+        parse_params(raw)
+
+
+def test_missing_key(default_raw):
+    raw = dict(default_raw)
+    del raw["warmup"]
+    with pytest.raises(MnistError, match="missing key warmup"):
+        parse_params(raw)
+
+
+def test_group_must_be_a_mapping(default_raw):
+    with pytest.raises(MnistError, match="train must be a mapping"):
+        parse_params({**default_raw, "train": 5})
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 0\noptimizer: [adam\n")
+    with pytest.raises(MnistError, match="is not valid YAML at line"):
+        load_params(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MnistError, match="cannot read .*params.yaml"):
+        load_params(tmp_path / "params.yaml")
