@@ -6,6 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -27,6 +29,13 @@ def atomic_path(path: str | Path):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def torch_save(obj, path: str | Path) -> None:
+    """torch.save, atomically. Through a file handle: given a path, torch.save would record the
+    (random) temporary name inside the archive and identical weights would give different bytes."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from mnist_dvc.atomic import atomic_dir, atomic_path
+from mnist_dvc.atomic import atomic_dir, torch_save
 from mnist_dvc.errors import MnistError
 
 # The canonical files and their well-known MD5s (the values torchvision checks).
@@ -120,6 +120,9 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> torch.Tensor:
         raise MnistError(f"{name} header claims dimensions {list(dims)} ({count} bytes) but holds "
                          f"{len(raw) - header} bytes of data: the file is truncated or corrupt; "
                          "fetch it again")
+    if count == 0:  # torch.frombuffer refuses an empty buffer, and MNIST is never empty
+        raise MnistError(f"{name} header claims dimensions {list(dims)}: it holds no data, so it "
+                         "is not an MNIST file; fetch it again")
     # The size check above happens before any allocation that depends on the header.
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
 
@@ -194,8 +197,7 @@ def split_indices(labels: torch.Tensor, valid_fraction: float, stratify: bool, s
 
 
 def save_digits(digits: Digits, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"images": digits.images, "labels": digits.labels}, tmp)
+    torch_save({"images": digits.images, "labels": digits.labels}, path)
 
 
 def load_digits(path: str | Path) -> Digits:

@@ -100,6 +100,9 @@ class Params:
     warmup: WarmupParams = _field()
 
 
+TYPE_NAMES = {bool: "boolean (true or false)", int: "whole number", float: "number", str: "string"}
+
+
 def _type_ok(value: Any, kind: type) -> bool:
     if kind is bool:
         return isinstance(value, bool)
@@ -131,7 +134,7 @@ def _build(cls, raw: Any, where: str, source: str):
             continue
         if not _type_ok(value, spec.type):
             raise MnistError(f"{source}: {key} = {value!r} has the wrong type: it must be a "
-                             f"{spec.type.__name__} (fix it in params.yaml or with -S {key}=...)")
+                             f"{TYPE_NAMES[spec.type]} (fix it in params.yaml or with -S {key}=...)")
         if "check" in spec.metadata and not spec.metadata["check"](value):
             raise MnistError(f"{source}: {key} = {value!r} is invalid: {spec.metadata['text']} "
                              f"(fix it in params.yaml or with -S {key}=...)")

@@ -60,11 +60,14 @@ def write_csv(path: str | Path, rows: list[dict]) -> None:
     write_text(path, out.getvalue())
 
 
-def read_csv(path: str | Path) -> list[dict]:
+def parse_csv(text: str) -> list[dict]:
     """Rows of a CSV written by write_csv, numbers parsed."""
+    return [{k: float(v) if "." in v or "e" in v else int(v) for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(text))]
+
+
+def read_csv(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise MnistError(f"{path} is missing: run the stage that writes it (dvc repro)")
-    with open(path, newline="") as f:
-        return [{k: float(v) if "." in v or "e" in v else int(v) for k, v in row.items()}
-                for row in csv.DictReader(f)]
+    return parse_csv(path.read_text())

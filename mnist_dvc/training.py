@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mnist_dvc.atomic import atomic_path
+from mnist_dvc.atomic import torch_save
 from mnist_dvc.data import Digits, md5_of
 from mnist_dvc.errors import MnistError
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.params import Params, as_dict
 
-EVAL_BATCH = 1000
+# Inference batch: on this 2-core CPU batch 128 ran 2x faster than 1000 (cache-bound); GPUs like big ones.
+EVAL_BATCH = {"cpu": 128, "cuda": 2048}
 CHECKPOINT_VERSION = 1
 
 
@@ -43,9 +44,10 @@ def autocast(device: torch.device, bf16: bool):
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, digits: Digits, bf16: bool = False,
-            batch_size: int = EVAL_BATCH) -> tuple[float, float, torch.Tensor]:
+            batch_size: int | None = None) -> tuple[float, float, torch.Tensor]:
     """Mean cross-entropy, accuracy (argmax) and the predicted labels of `digits`."""
     device = next(model.parameters()).device
+    batch_size = batch_size or EVAL_BATCH.get(device.type, 128)
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
@@ -148,8 +150,7 @@ def save_checkpoint(path: Path, fingerprint: str, state: FitState, model, optimi
         "model": _cpu_state(model), "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+    torch_save(blob, path)
 
 
 def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
@@ -184,8 +185,8 @@ def _bar_disabled(progress: bool | None) -> bool | None:
     return None if progress is None else not progress  # None: bars only on a terminal
 
 
-def _train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
-                 generator: torch.Generator, device: torch.device, progress: bool | None):
+def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
+                generator: torch.Generator, device: torch.device, progress: bool | None):
     t = params.train
     n = len(train)
     order = torch.randperm(n, generator=generator).to(device)
@@ -204,13 +205,16 @@ def _train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
             x = augment(x, generator)
         with autocast(device, t.bf16):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
+        logits = logits.float()
+        loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         scheduler.step()
-        total_loss += loss.detach() * len(index)
+        # Logged loss is plain cross-entropy, comparable with valid/test even with label smoothing.
+        plain = loss if not t.label_smoothing else F.cross_entropy(logits.detach(), y)
+        total_loss += plain.detach() * len(index)
         correct += (logits.argmax(dim=1) == y).sum()
         seen += len(index)
     return total_loss.item() / seen, correct.item() / seen
@@ -256,12 +260,13 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
             break
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = _train_epoch(model, train, optimizer, scheduler, params,
-                                             generator, device, progress)
+        train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, params,
+                                            generator, device, progress)
         if not math.isfinite(train_loss):
+            kept = (f"the best model so far (epoch {state.best_epoch}) is kept in the checkpoint"
+                    if checkpoint and state.best_epoch else "no finished epoch was saved")
             raise MnistError(f"training loss became {train_loss} in epoch {epoch}: lower train.lr "
-                             f"(now {t.lr}); the best model so far (epoch {state.best_epoch}) is "
-                             "kept in the checkpoint")
+                             f"(now {t.lr}); {kept}")
         valid_loss, valid_acc, _ = predict(model, valid, t.bf16)
         test_loss, test_acc, _ = predict(model, test, t.bf16)
         state.seconds += time.perf_counter() - started

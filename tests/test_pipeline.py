@@ -1,62 +1,10 @@
 """The real pipeline through DVC, in a temporary git repo copy, on a small subset of real MNIST."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mnist_dvc", ".dvc/config", ".dvcignore",
-                 ".gitignore"]
-TINY = {"data": {"train_limit": 1200, "test_limit": 400},
-        "train": {"epochs": 1, "batch_size": 64, "bf16": False}}
-
-
-def tiny_params(text: str, updates: dict) -> dict:
-    raw = yaml.safe_load(text)
-    for group, values in updates.items():
-        raw[group].update(values)
-    return raw
-
-
-def make_repo(path: Path, params_updates: dict = TINY) -> Path:
-    path.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, path / name)
-    params = tiny_params((ROOT / "params.yaml").read_text(), params_updates)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
-                ["git", "config", "user.name", "test"]):
-        subprocess.run(cmd, cwd=path, check=True)
-    run(path, "dvc", "config", "--local", "core.site_cache_dir", str(path.parent / "site-cache"))
-    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
-    subprocess.run(["git", "commit", "-qm", "init"], cwd=path, check=True)
-    return path
-
-
-def env_with(mnist_dir: Path) -> dict:
-    env = dict(os.environ, MNIST_LOCAL_DIR=str(mnist_dir))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.pop("MNIST_THREADS", None)
-    return env
-
-
-def run(repo: Path, *args, env=None, check=True) -> subprocess.CompletedProcess:
-    done = subprocess.run(list(args), cwd=repo, env=env or env_with(Path("/nonexistent")),
-                          capture_output=True, text=True)
-    if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done
+from repo_helpers import env_with, make_repo, run
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +82,22 @@ def test_typo_in_optimizer_fails_before_training(repo, mnist_dir):
     assert "error: params.yaml: optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm" in done.stderr
     assert "epoch" not in done.stdout
     run(repo, "git", "checkout", "--", "params.yaml")
+
+
+def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
+    env = dict(env_with(mnist_dir), MNIST_THREADS="1")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=adam,sgdm", "-S", "train.lr=0.001",
+        env=env)
+    run(repo, "dvc", "exp", "run", "--run-all", "-j", "2", env=env)
+    rows = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    names = [e["revs"][0]["name"] for row in rows for e in (row.get("experiments") or [])
+             if e["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["lr"] == 0.001]
+    assert len(names) == 2
+    done = run(repo, "python", "-m", "stages.compare", *names, "--out", "reports", env=env)
+    table = (repo / "reports/comparison.md").read_text().splitlines()
+    rows = [line for line in table if line.startswith("| ") and not line.startswith("| experiment")]
+    assert sorted(line.split(" | ")[0][2:] for line in rows) == sorted(names)
+    assert {line.split(" | ")[1] for line in rows} == {"adam", "sgdm"}
+    for name in ("valid_accuracy", "valid_loss", "test_accuracy"):
+        assert (repo / f"reports/{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "compare: 2 experiments" in done.stdout

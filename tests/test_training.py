@@ -19,7 +19,8 @@ def tiny(mnist_train, mnist_test):
 
 
 def quick(make_params, **overrides):
-    settings = {"train.epochs": 2, "train.batch_size": 64, "train.bf16": False, **overrides}
+    settings = {"train.epochs": 2, "train.batch_size": 64, "train.bf16": False,
+                "train.augment": False, "train.label_smoothing": 0.0, **overrides}
     return make_params(**settings)
 
 

@@ -1,0 +1,289 @@
+"""Bad inputs through the real stage scripts, as a user runs them: `python -m stages.<name>`.
+
+Every case must exit non-zero with exactly one stderr line, "error: ..." naming the problem and
+the fix, no traceback, and leave neither the stage's output nor any temporary file behind.
+"""
+
+import gzip
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mnist_dvc import data
+from mnist_dvc.model import MyConvNet
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_OUTPUTS = ["models/model.pt", "metrics/history.csv", "metrics/train.json", "metrics/timing.json"]
+EVALUATE_OUTPUTS = ["metrics/test.json", "metrics/classes.csv", "metrics/predictions.csv"]
+
+
+def make_project(path: Path, **overrides) -> Path:
+    """stages/, mnist_dvc/ and params.yaml in `path`, with dotted overrides ("train.lr": 0.1)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("stages", "mnist_dvc"):
+        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(path, **overrides)
+    return path
+
+
+def write_params(project: Path, **overrides) -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def run_stage(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if k not in (data.LOCAL_DIR_ENV, "MNIST_THREADS", "no_proxy", "NO_PROXY")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # No network, on any machine: every mirror is tried through a proxy that refuses at once.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env[var] = "http://127.0.0.1:9"
+    if local_dir is not None:
+        env[data.LOCAL_DIR_ENV] = str(local_dir)
+    return subprocess.run([sys.executable, "-m", f"stages.{name}"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert done.returncode != 0, done.stdout
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    line = lines[0]
+    assert line.startswith("error: ") and "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in line
+    return line
+
+
+def assert_nothing_left(project: Path, *outputs: str) -> None:
+    for output in outputs:
+        assert not (project / output).exists(), output
+    leftovers = list(project.rglob(".*.tmp"))
+    assert leftovers == []
+
+
+def copy_prepared(source: Path, project: Path) -> None:
+    shutil.copytree(source / "data/prepared", project / "data/prepared")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, mnist_dir) -> Path:
+    """A project after fetch and split on tiny real data: 250 train, 50 valid, 200 test images."""
+    project = make_project(tmp_path_factory.mktemp("prepared"),
+                           **{"data.train_limit": 300, "data.test_limit": 200})
+    for stage in ("fetch", "split"):
+        done = run_stage(project, stage, local_dir=mnist_dir)
+        assert done.returncode == 0, done.stderr
+    return project
+
+
+# --- params.yaml: every stage checks it first; fetch must fail before any download -------------
+
+PARAMS_FIX = "(fix it in params.yaml or with -S"
+
+
+@pytest.mark.parametrize("overrides, fragments", [
+    ({"optimizer": "nadamm"},
+     ["optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm", PARAMS_FIX]),
+    ({"scheduler": "cosine"},
+     ["scheduler = 'cosine' is invalid: must be one of constant, steplr, warmup", PARAMS_FIX]),
+    ({"train.epochs": "ten"}, ["train.epochs = 'ten' has the wrong type", PARAMS_FIX]),
+    ({"train.lr": 0}, ["train.lr = 0 is invalid: must be > 0", PARAMS_FIX]),
+    ({"train.lr": -0.01}, ["train.lr = -0.01 is invalid: must be > 0", PARAMS_FIX]),
+    ({"train.momentum": 1.0}, ["train.momentum = 1.0 is invalid: must be in [0, 1)", PARAMS_FIX]),
+    ({"data.valid_fraction": 0}, ["data.valid_fraction = 0 is invalid: must be in (0, 1)", PARAMS_FIX]),
+    ({"data.valid_fraction": 1.5}, ["data.valid_fraction = 1.5 is invalid: must be in (0, 1)", PARAMS_FIX]),
+    ({"train.batch_size": 0}, ["train.batch_size = 0 is invalid: must be >= 1", PARAMS_FIX]),
+    ({"train.epochs": 0}, ["train.epochs = 0 is invalid: must be >= 1", PARAMS_FIX]),
+    ({"learning_rate": 0.1}, ["unknown key learning_rate: allowed keys are seed, optimizer"]),
+    ({"train.lrr": 0.1}, ["unknown key train.lrr: allowed keys are train.epochs"]),
+])
+def test_bad_params_fail_before_fetching(tmp_path, mnist_dir, overrides, fragments):
+    project = make_project(tmp_path / "project", **overrides)
+    done = run_stage(project, "fetch", local_dir=mnist_dir)
+    assert_one_line_error(done, "error: params.yaml: ", *fragments)
+    assert_nothing_left(project, "data/raw")
+    assert not (project / "data").exists()
+
+
+def test_batch_larger_than_training_set(tmp_path, mnist_dir):
+    project = make_project(tmp_path / "project", **{"data.train_limit": 100, "data.test_limit": 100})
+    for stage in ("fetch", "split"):
+        assert run_stage(project, stage, local_dir=mnist_dir).returncode == 0
+    write_params(project, **{"data.train_limit": 100, "data.test_limit": 100, "train.batch_size": 500})
+    done = run_stage(project, "train")
+    assert_one_line_error(done, "train.batch_size = 500 is larger than the training set (83 images)",
+                          "lower train.batch_size")
+    assert_nothing_left(project, *TRAIN_OUTPUTS)
+
+
+# --- fetch: a broken local folder, or no network ------------------------------------------------
+
+LAST = "t10k-labels-idx1-ubyte.gz"  # fetched last, so the other three are already in the temp folder
+
+
+def local_copy(mnist_dir: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for name in data.FILES:
+        (folder / name).symlink_to(mnist_dir / name)
+    return folder
+
+
+def test_fetch_local_file_missing(tmp_path, mnist_dir):
+    local = local_copy(mnist_dir, tmp_path / "local")
+    (local / LAST).unlink()
+    project = make_project(tmp_path / "project")
+    done = run_stage(project, "fetch", local_dir=local)
+    assert_one_line_error(done, f"{local / LAST} is missing",
+                          f"put the four MNIST .gz files in {local}, or unset MNIST_LOCAL_DIR")
+    assert_nothing_left(project, "data/raw")
+
+
+def test_fetch_local_file_truncated(tmp_path, mnist_dir):
+    local = local_copy(mnist_dir, tmp_path / "local")
+    (local / LAST).unlink()
+    (local / LAST).write_bytes((mnist_dir / LAST).read_bytes()[:2000])
+    project = make_project(tmp_path / "project")
+    done = run_stage(project, "fetch", local_dir=local)
+    assert_one_line_error(done, f"{local / LAST} has MD5", f"expected {data.FILES[LAST]}",
+                          "replace it with the genuine file")
+    assert_nothing_left(project, "data/raw")
+
+
+def test_fetch_local_folder_does_not_exist(tmp_path):
+    project = make_project(tmp_path / "project")
+    done = run_stage(project, "fetch", local_dir=tmp_path / "nowhere")
+    assert_one_line_error(done, f"MNIST_LOCAL_DIR={tmp_path / 'nowhere'} is not a folder",
+                          "point it at the folder holding the four MNIST .gz files")
+    assert_nothing_left(project, "data/raw")
+
+
+def test_fetch_without_network_or_local_folder(tmp_path):
+    project = make_project(tmp_path / "project")
+    done = run_stage(project, "fetch")
+    assert_one_line_error(done, "could not download train-images-idx3-ubyte.gz from any mirror",
+                          *[m + "train-images-idx3-ubyte.gz" for m in data.MIRRORS],
+                          "check the network, or set MNIST_LOCAL_DIR")
+    assert_nothing_left(project, "data/raw")
+
+
+# --- split: broken IDX files in data/raw ----------------------------------------------------------
+
+def idx(dims, body: bytes, magic: bytes = b"\x00\x00\x08") -> bytes:
+    return magic + bytes([len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + body
+
+
+def raw_files(n_train=20, n_test=10, **replace) -> dict:
+    """The four files as IDX bytes of a tiny valid MNIST, with some replaced."""
+    files = {
+        "train-images-idx3-ubyte.gz": idx([n_train, 28, 28], bytes(n_train * 784)),
+        "train-labels-idx1-ubyte.gz": idx([n_train], bytes(i % 10 for i in range(n_train))),
+        "t10k-images-idx3-ubyte.gz": idx([n_test, 28, 28], bytes(n_test * 784)),
+        "t10k-labels-idx1-ubyte.gz": idx([n_test], bytes(i % 10 for i in range(n_test))),
+    }
+    files.update(replace)
+    return files
+
+
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+
+
+@pytest.mark.parametrize("files, fragments", [
+    (raw_files(**{TRAIN_IMAGES: idx([20, 28, 28], bytes(20 * 784), magic=b"\x00\x00\x09")}),
+     ["has IDX magic 00000903, expected 000008", "not an MNIST IDX file; fetch it again"]),
+    (raw_files(**{TRAIN_IMAGES: idx([25, 28, 28], bytes(20 * 784))}),
+     ["header claims dimensions [25, 28, 28] (19600 bytes) but holds 15680 bytes of data",
+      "fetch it again"]),
+    (raw_files(**{TRAIN_IMAGES: idx([2**31, 28, 28], bytes(20 * 784))}),
+     ["header claims dimensions [2147483648, 28, 28]", "but holds 15680 bytes of data",
+      "fetch it again"]),
+    (raw_files(**{"t10k-labels-idx1-ubyte.gz": idx([2**31], bytes(10))}),
+     ["header claims dimensions [2147483648] (2147483648 bytes) but holds 10 bytes", "fetch it again"]),
+    (raw_files(**{"train-labels-idx1-ubyte.gz": idx([19], bytes(19))}),
+     ["train has 20 images but 19 labels", "fetch them again"]),
+], ids=["wrong-magic", "dims-disagree-with-size", "absurd-image-count", "absurd-label-count",
+        "count-mismatch"])
+def test_split_refuses_broken_idx(tmp_path, files, fragments):
+    project = make_project(tmp_path / "project")
+    (project / "data/raw").mkdir(parents=True)
+    for name, raw in files.items():
+        (project / "data/raw" / name).write_bytes(gzip.compress(raw))
+    done = run_stage(project, "split")
+    assert_one_line_error(done, *fragments)
+    assert_nothing_left(project, "data/prepared")
+
+
+# --- evaluate: a model file that is not a plain MyConvNet state_dict ---------------------------
+
+class RunsCode:
+    """Unpickling this runs `code`: what a malicious model file would do."""
+
+    def __init__(self, code: str):
+        self.code = code
+
+    def __reduce__(self):
+        return (exec, (self.code,))
+
+
+def test_evaluate_refuses_pickle_that_runs_code(tmp_path, prepared):
+    project = make_project(tmp_path / "project")
+    copy_prepared(prepared, project)
+    marker = tmp_path / "code-ran"
+    (project / "models").mkdir()
+    torch.save({"x": RunsCode(f"open({str(marker)!r}, 'w').write('pwned')")},
+               project / "models/model.pt")
+    done = run_stage(project, "evaluate")
+    assert_one_line_error(done, "models/model.pt is not a plain state_dict and was refused",
+                          "only load weights you trust; retrain with dvc repro train")
+    assert not marker.exists()
+    assert_nothing_left(project, *EVALUATE_OUTPUTS)
+
+
+def test_evaluate_names_layer_with_wrong_shape(tmp_path, prepared):
+    project = make_project(tmp_path / "project")
+    copy_prepared(prepared, project)
+    state = MyConvNet().state_dict()
+    state["classifier.5.weight"] = torch.zeros(11, 98)
+    (project / "models").mkdir()
+    torch.save(state, project / "models/model.pt")
+    done = run_stage(project, "evaluate")
+    assert_one_line_error(done, "layer classifier.5.weight has shape [11, 98], MyConvNet expects [10, 98]",
+                          "retrain with dvc repro train")
+    assert_nothing_left(project, *EVALUATE_OUTPUTS)
+
+
+# --- train: a learning rate so high the loss becomes NaN ---------------------------------------
+
+@pytest.mark.parametrize("earlier_model", [None, b"weights from an earlier good run"])
+def test_train_stops_on_nan_and_keeps_earlier_model(tmp_path, prepared, earlier_model):
+    project = make_project(tmp_path / "project", **{
+        "optimizer": "sgdm", "scheduler": "constant", "data.train_limit": 300,
+        "data.test_limit": 200, "train.lr": 1e12, "train.epochs": 2, "train.batch_size": 64,
+        "train.bf16": False})
+    copy_prepared(prepared, project)
+    if earlier_model is not None:
+        (project / "models").mkdir()
+        (project / "models/model.pt").write_bytes(earlier_model)
+    done = run_stage(project, "train")
+    line = assert_one_line_error(done, "training loss became", "lower train.lr (now 1000000000000.0)")
+    assert " in epoch 1:" in line or " in epoch 2:" in line
+    # The message may only promise a checkpoint that is really there.
+    assert "kept in the checkpoint" not in line or (project / "checkpoints/train.pt").is_file()
+    if earlier_model is None:
+        assert_nothing_left(project, *TRAIN_OUTPUTS)
+    else:
+        assert (project / "models/model.pt").read_bytes() == earlier_model
+        assert_nothing_left(project, *TRAIN_OUTPUTS[1:])
