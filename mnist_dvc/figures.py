@@ -75,3 +75,33 @@ def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.T
                  f"{int((labels != predicted).sum())})", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
+
+
+def overlay(histories: dict[str, list[dict]], column: str, name: str, path: str | Path) -> None:
+    """One line per experiment: `column` of its history against the epoch."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, history in sorted(histories.items()):
+        ax.plot([r["epoch"] for r in history], [r[column] for r in history], marker="o",
+                markersize=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name)
+    ax.set_title(f"{name} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def bars(values: dict[str, float], name: str, path: str | Path) -> None:
+    """A horizontal bar per experiment, best on top, with the value written on each bar."""
+    ordered = sorted(values.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ordered) + 1.2))
+    ax.barh([k for k, _ in ordered], [v for _, v in ordered], color="steelblue")
+    for i, (_, value) in enumerate(ordered):
+        ax.text(value, i, f" {value:.4f}", va="center", fontsize=8)
+    low = min(v for _, v in ordered)
+    ax.set_xlim(max(0.0, low - (1 - low)), 1.0)
+    ax.set_xlabel(name)
+    ax.set_title(f"{name} per experiment")
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,42 @@
+import math
+
+import pytest
+
+from mnist_dvc import compare
+from mnist_dvc.errors import MnistError
+
+ROWS = [
+    {"Experiment": None, "rev": "workspace", "optimizer": "adam", "train.lr": 0.002, "test_acc": 0.99},
+    {"Experiment": "a", "rev": "1111111", "optimizer": "adam", "train.lr": 0.002, "test_acc": 0.95,
+     "test_loss": 0.2, "best_epoch": 3.0},
+    {"Experiment": "b", "rev": "2222222", "optimizer": "sgdm", "train.lr": 0.002, "test_acc": 0.97,
+     "test_loss": 0.1, "best_epoch": 2.0},
+]
+
+
+def test_select_all_experiments_or_the_named_ones():
+    assert [r["Experiment"] for r in compare.select(ROWS, [])] == ["a", "b"]
+    assert [r["Experiment"] for r in compare.select(ROWS, ["b"])] == ["b"]
+    assert compare.select(ROWS, ["1111111"])[0]["Experiment"] == "a"
+
+
+def test_select_unknown_or_none():
+    with pytest.raises(MnistError, match="no experiment named c: choose from a, b"):
+        compare.select(ROWS, ["c"])
+    with pytest.raises(MnistError, match="no experiments found: run some first"):
+        compare.select(ROWS[:1], [])
+
+
+def test_varying_params_only():
+    assert compare.varying(ROWS[1:], ["optimizer", "train.lr"]) == ["optimizer"]
+
+
+def test_table_sorted_by_test_accuracy():
+    table = compare.markdown_table(ROWS[1:], ["optimizer"]).splitlines()
+    assert table[0] == "| experiment | optimizer | " + " | ".join(compare.METRICS) + " |"
+    assert table[2].startswith("| b | sgdm | 0.9700 | 0.1000 |  | 2 |")
+    assert table[3].startswith("| a | adam | 0.9500 |")
+
+
+def test_flat_keys():
+    assert compare.flat_keys({"seed": 0, "train": {"lr": 1, "x": {"y": 2}}}) == ["seed", "train.lr", "train.x.y"]
