@@ -1,0 +1,86 @@
+"""Training throughput: our tensor-resident loop vs the seed's data path (per-sample Dataset +
+DataLoader, batch 16), same MyConvNet, measured in the same run.
+
+    python -m bench.throughput [--images 4096] [--repeats 3] [--json bench/results/throughput.json]
+"""
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from bench import common
+from mnist_dvc.data import Digits
+from mnist_dvc.model import MyConvNet
+from mnist_dvc.training import make_optimizer, make_scheduler, pick_device, train_epoch
+
+
+class PerSampleDataset(Dataset):
+    """The seed's data path: one image at a time through __getitem__."""
+
+    def __init__(self, digits: Digits):
+        self.digits = digits
+
+    def __len__(self):
+        return len(self.digits)
+
+    def __getitem__(self, i):
+        return self.digits.images[i].float().div(255).unsqueeze(0), self.digits.labels[i]
+
+
+def reference_images_per_second(digits: Digits, device) -> float:
+    torch.manual_seed(0)
+    model = MyConvNet().to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4, weight_decay=1e-5)
+    loader = DataLoader(PerSampleDataset(digits), batch_size=16, shuffle=True)
+    started = time.perf_counter()
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10)
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(digits) / (time.perf_counter() - started)
+
+
+def ours_images_per_second(digits: Digits, params, device) -> float:
+    torch.manual_seed(0)
+    model = MyConvNet().to(device).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(params, model)
+    scheduler = make_scheduler(params, optimizer, len(digits) // params.train.batch_size + 1)
+    generator = torch.Generator().manual_seed(0)
+    on_device = Digits(digits.images.to(device), digits.labels.to(device))
+    train_epoch(model, on_device.take(torch.arange(4 * params.train.batch_size, device=device)),
+                optimizer, scheduler, params, generator, device, progress=False)  # warm-up
+    started = time.perf_counter()
+    train_epoch(model, on_device, optimizer, scheduler, params, generator, device, progress=False)
+    return len(digits) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = common.parser(__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=4096, help="images per timed run")
+    args = parser.parse_args()
+    params = common.project_params()
+    device = pick_device()
+    train, _, _ = common.load_splits(params)
+    digits = train.take(torch.arange(args.images))
+    ours = [ours_images_per_second(digits, params, device) for _ in range(args.repeats)]
+    reference = [reference_images_per_second(digits, device) for _ in range(args.repeats)]
+    ratio = common.median(ours) / common.median(reference)
+    t = params.train
+    common.report("Training throughput (images/s, median)", [
+        (f"ours: batch {t.batch_size}, bf16={t.bf16}, channels_last", f"{common.median(ours):8.0f}   runs {[round(v) for v in ours]}"),
+        ("reference: per-sample DataLoader, batch 16", f"{common.median(reference):8.0f}   runs {[round(v) for v in reference]}"),
+        ("ratio", f"{ratio:8.2f}x"),
+    ], {"ours_images_per_second": ours, "reference_images_per_second": reference,
+        "ratio_of_medians": ratio, "batch_size": t.batch_size, "bf16": t.bf16,
+        "images_per_run": args.images, "device": str(device)}, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Time to 99% test accuracy from a cold process (interpreter start, imports and data loading
+included), with the FAST preset; median of several fresh processes.
+
+    python -m bench.time_to_accuracy [--repeats 3] [--target 0.99] [--json ...]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from bench import common, presets
+
+
+class Reached(Exception):
+    pass
+
+
+def child(target: float, started: float) -> None:
+    from mnist_dvc.training import fit, pick_device
+
+    params = common.with_overrides(common.project_params(), presets.FAST)
+    train, valid, test = common.load_splits(params)
+    result = {"reached": False}
+
+    def check(record):
+        result.update(epoch=record["epoch"], test_acc=record["test_acc"],
+                      seconds=time.time() - started)
+        if record["test_acc"] >= target:
+            result["reached"] = True
+            raise Reached
+
+    try:
+        fit(params, train, valid, test, pick_device(), progress=False, on_epoch=check)
+    except Reached:
+        pass
+    print("RESULT " + json.dumps(result))
+
+
+def main() -> None:
+    parser = common.parser(__doc__.splitlines()[0])
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        return child(args.target, args.child)
+    runs = []
+    for _ in range(args.repeats):
+        started = time.time()
+        out = subprocess.run([sys.executable, "-m", "bench.time_to_accuracy", "--target",
+                              str(args.target), "--child", str(started)],
+                             capture_output=True, text=True, check=True).stdout
+        runs.append(json.loads(out.split("RESULT ", 1)[1]))
+    seconds = [r["seconds"] for r in runs]
+    common.report(f"Time to {args.target:.1%} test accuracy, cold process (FAST preset)", [
+        ("preset", presets.as_exp_run(presets.FAST)),
+        ("median seconds", f"{common.median(seconds):.1f}"),
+        ("runs", ", ".join(f"{r['seconds']:.1f} s (epoch {r['epoch']}, test {r['test_acc']:.4f}"
+                           f"{'' if r['reached'] else ', NOT reached'})" for r in runs)),
+    ], {"target": args.target, "preset": presets.FAST, "runs": runs,
+        "median_seconds": common.median(seconds), "all_reached": all(r["reached"] for r in runs)},
+        args.json)
+
+
+if __name__ == "__main__":
+    main()
