@@ -4,7 +4,7 @@
 FAST = {
     "train.epochs": 1, "train.batch_size": 256, "train.lr": 0.004, "train.bf16": True,
     "scheduler": "warmup", "warmup.epochs": 0.2, "warmup.decay": "cosine",
-    "train.label_smoothing": 0.1,
+    "train.label_smoothing": 0.1, "train.augment": True,
 }
 
 # Best single model: random affine augmentation, longer warm-up + cosine schedule.
