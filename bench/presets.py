@@ -9,7 +9,7 @@ FAST = {
 
 # Best single model: random affine augmentation, longer warm-up + cosine schedule.
 AUGMENTED = {
-    "train.epochs": 15, "train.augment": True, "train.bf16": True, "train.patience": 15,
+    "train.epochs": 20, "train.augment": True, "train.bf16": True, "train.patience": 20,
     "train.label_smoothing": 0.1, "scheduler": "warmup", "warmup.epochs": 1,
     "warmup.decay": "cosine",
 }
