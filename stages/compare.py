@@ -2,6 +2,7 @@
 
     python -m stages.compare                 # every experiment in `dvc exp show`
     python -m stages.compare EXP [EXP ...]   # only these (names or revisions)
+    python -m stages.compare --rev REV       # experiments based on commit REV (default HEAD)
 
 Writes reports/comparison.md (a table sorted by test accuracy) and PNGs overlaying valid accuracy
 and valid loss per epoch, plus a bar chart of test accuracy.
@@ -21,11 +22,13 @@ from mnist_dvc.params import as_dict, load_params
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="*", help="experiment names or revisions (default: all)")
+    parser.add_argument("--rev", action="append", help="baseline commit(s) of the experiments "
+                        "(default: HEAD)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
     args = parser.parse_args()
 
     param_keys = compare.flat_keys(as_dict(load_params()))
-    rows = compare.select(dvc.api.exp_show(), args.experiments)
+    rows = compare.select(dvc.api.exp_show(revs=args.rev), args.experiments)
     histories = {compare.label(r): reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=r["rev"]))
                  for r in rows}
     shown = ["optimizer", "scheduler"] + [k for k in compare.varying(rows, param_keys)
