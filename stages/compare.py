@@ -29,15 +29,17 @@ def main() -> None:
 
     param_keys = compare.flat_keys(as_dict(load_params()))
     rows = compare.select(dvc.api.exp_show(revs=args.rev), args.experiments)
-    histories = {compare.label(r): reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=r["rev"]))
-                 for r in rows}
     shown = ["optimizer", "scheduler"] + [k for k in compare.varying(rows, param_keys)
                                           if k not in ("optimizer", "scheduler")]
+    # Figure legends say what each experiment is, not just its generated name.
+    names = {r["rev"]: f"{compare.label(r)} ({', '.join(str(r.get(k)) for k in shown)})" for r in rows}
+    histories = {names[r["rev"]]: reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=r["rev"]))
+                 for r in rows}
     table = compare.markdown_table(rows, shown)
     write_text(args.out / "comparison.md", "# Experiments, best test accuracy first\n\n" + table)
     figures.overlay(histories, "valid_acc", "valid accuracy", args.out / "valid_accuracy.png")
     figures.overlay(histories, "valid_loss", "valid loss", args.out / "valid_loss.png")
-    figures.bars({compare.label(r): r.get("test_acc") for r in rows}, "test accuracy",
+    figures.bars({names[r["rev"]]: r.get("test_acc") for r in rows}, "test accuracy",
                  args.out / "test_accuracy.png")
     print(table, end="")
     print(f"compare: {len(rows)} experiments → {args.out}/")
