@@ -39,6 +39,17 @@ def varying(rows: list[dict], param_keys: list[str]) -> list[str]:
     return [k for k in param_keys if len({str(r.get(k)) for r in rows}) > 1]
 
 
+def shown_params(rows: list[dict], param_keys: list[str]) -> list[str]:
+    """optimizer and scheduler always, then every other param that differs between the rows."""
+    always = ["optimizer", "scheduler"]
+    return always + [k for k in varying(rows, param_keys) if k not in always]
+
+
+def legend(row: dict, params: list[str]) -> str:
+    """What a figure calls an experiment: its name and the shown params' values."""
+    return f"{label(row)} ({', '.join(str(row.get(k)) for k in params)})"
+
+
 def _cell(value) -> str:
     if isinstance(value, float):
         if math.isnan(value):

@@ -29,10 +29,8 @@ def main() -> None:
 
     param_keys = compare.flat_keys(as_dict(load_params()))
     rows = compare.select(dvc.api.exp_show(revs=args.rev), args.experiments)
-    shown = ["optimizer", "scheduler"] + [k for k in compare.varying(rows, param_keys)
-                                          if k not in ("optimizer", "scheduler")]
-    # Figure legends say what each experiment is, not just its generated name.
-    names = {r["rev"]: f"{compare.label(r)} ({', '.join(str(r.get(k)) for k in shown)})" for r in rows}
+    shown = compare.shown_params(rows, param_keys)
+    names = {r["rev"]: compare.legend(r, shown) for r in rows}
     histories = {names[r["rev"]]: reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=r["rev"]))
                  for r in rows}
     table = compare.markdown_table(rows, shown)

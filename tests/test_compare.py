@@ -40,3 +40,9 @@ def test_table_sorted_by_test_accuracy():
 
 def test_flat_keys():
     assert compare.flat_keys({"seed": 0, "train": {"lr": 1, "x": {"y": 2}}}) == ["seed", "train.lr", "train.x.y"]
+
+
+def test_shown_params_and_legend():
+    shown = compare.shown_params(ROWS[1:], ["seed", "optimizer", "scheduler", "train.lr"])
+    assert shown == ["optimizer", "scheduler"]
+    assert compare.legend(ROWS[2], shown) == "b (sgdm, None)"
