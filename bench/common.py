@@ -1,7 +1,6 @@
 """What the benchmarks share: the real MNIST files, the project's params, medians, JSON output."""
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -12,6 +11,7 @@ import torch
 
 from mnist_dvc import data
 from mnist_dvc.params import Params, as_dict, load_params, parse_params
+from mnist_dvc.params import with_overrides as params_with_overrides
 
 
 def mnist_dir() -> Path:
@@ -31,14 +31,7 @@ def load_splits(params: Params):
 
 
 def with_overrides(params: Params, overrides: dict) -> Params:
-    raw = as_dict(params)
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = raw
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    return parse_params(raw, "preset")
+    return parse_params(params_with_overrides(as_dict(params), overrides), "preset")
 
 
 def project_params() -> Params:
@@ -70,7 +63,3 @@ def report(title: str, rows: list[tuple[str, str]], results: dict, json_path: Pa
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
-
-
-def asdict(obj) -> dict:
-    return dataclasses.asdict(obj)

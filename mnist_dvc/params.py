@@ -4,6 +4,7 @@ Every stage calls `load_params()` first, so a bad value fails before any work wi
 that names the key, the value and what is allowed.
 """
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -164,3 +165,15 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def as_dict(params) -> dict:
     return dataclasses.asdict(params)
+
+
+def with_overrides(raw: dict, overrides: dict) -> dict:
+    """A copy of raw params with dotted keys replaced, as `-S train.lr=0.1` does."""
+    raw = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return raw

@@ -1,4 +1,3 @@
-import copy
 import os
 from pathlib import Path
 
@@ -6,7 +5,7 @@ import pytest
 import yaml
 
 from mnist_dvc import data
-from mnist_dvc.params import parse_params
+from mnist_dvc.params import parse_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,13 +49,6 @@ def make_params(default_raw):
     """Params from the project's params.yaml with dotted overrides: make_params(**{"train.lr": 1})."""
 
     def make(**overrides):
-        raw = copy.deepcopy(default_raw)
-        for dotted, value in overrides.items():
-            *parents, leaf = dotted.split(".")
-            node = raw
-            for key in parents:
-                node = node[key]
-            node[leaf] = value
-        return parse_params(raw)
+        return parse_params(with_overrides(default_raw, overrides))
 
     return make

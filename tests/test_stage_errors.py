@@ -18,6 +18,7 @@ import yaml
 
 from mnist_dvc import data
 from mnist_dvc.model import MyConvNet
+from mnist_dvc.params import with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_OUTPUTS = ["models/model.pt", "metrics/history.csv", "metrics/train.json", "metrics/timing.json"]
@@ -34,13 +35,7 @@ def make_project(path: Path, **overrides) -> Path:
 
 
 def write_params(project: Path, **overrides) -> None:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = raw
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    raw = with_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
