@@ -127,13 +127,22 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> torch.Tensor:
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
 
 
+def _read_capped(stream, cap: int, chunk: int = 2**20) -> bytes:
+    """Up to `cap` bytes, read in chunks so memory follows the data, not the cap."""
+    parts, size = [], 0
+    while size < cap and (part := stream.read(min(chunk, cap - size))):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 def read_idx_gz(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise MnistError(f"{path} is missing: run the fetch stage (dvc repro fetch)")
     try:
         with gzip.open(path, "rb") as f:
-            raw = f.read(MAX_IDX_BYTES + 1)
+            raw = _read_capped(f, MAX_IDX_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise MnistError(f"{path} is not a readable gzip file ({exc}): delete it and fetch again") from None
     if len(raw) > MAX_IDX_BYTES:

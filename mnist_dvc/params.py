@@ -66,7 +66,7 @@ class DataParams:
 @dataclass(frozen=True)
 class TrainParams:
     epochs: int = _field(at_least(1))
-    batch_size: int = _field(at_least(1))
+    batch_size: int = _field(_rule(lambda v: v >= 2, "must be >= 2 (BatchNorm needs two images per batch)"))
     lr: float = _field(positive())
     momentum: float = _field(between(0, 1))
     weight_decay: float = _field(at_least(0))

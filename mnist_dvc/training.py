@@ -185,6 +185,12 @@ def _bar_disabled(progress: bool | None) -> bool | None:
     return None if progress is None else not progress  # None: bars only on a terminal
 
 
+def batch_starts(n: int, batch_size: int) -> range:
+    """Start of each training batch; a last batch of one image is dropped (BatchNorm cannot train on it)."""
+    last = n - 1 if n % batch_size == 1 else n
+    return range(0, last, batch_size)
+
+
 def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
                 generator: torch.Generator, device: torch.device, progress: bool | None):
     t = params.train
@@ -194,12 +200,9 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     model.train()
-    starts = range(0, n, t.batch_size)
-    for start in tqdm(starts, desc="batches", leave=False,
+    for start in tqdm(batch_starts(n, t.batch_size), desc="batches", leave=False,
                       disable=_bar_disabled(progress)):
         index = order[start:start + t.batch_size]
-        if len(index) < 2:  # BatchNorm cannot train on a single image
-            continue
         x, y = as_input(train.images[index]), train.labels[index]
         if t.augment:
             x = augment(x, generator)
@@ -237,9 +240,7 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
     generator = torch.Generator().manual_seed(params.seed)
     model = MyConvNet().to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(params, model)
-    steps_per_epoch = sum(1 for s in range(0, len(train), t.batch_size)
-                          if min(t.batch_size, len(train) - s) >= 2)
-    scheduler = make_scheduler(params, optimizer, steps_per_epoch)
+    scheduler = make_scheduler(params, optimizer, len(batch_starts(len(train), t.batch_size)))
     train, valid, test = (Digits(d.images.to(device), d.labels.to(device))
                           for d in (train, valid, test))
 

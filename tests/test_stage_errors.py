@@ -101,7 +101,7 @@ PARAMS_FIX = "(fix it in params.yaml or with -S"
     ({"train.momentum": 1.0}, ["train.momentum = 1.0 is invalid: must be in [0, 1)", PARAMS_FIX]),
     ({"data.valid_fraction": 0}, ["data.valid_fraction = 0 is invalid: must be in (0, 1)", PARAMS_FIX]),
     ({"data.valid_fraction": 1.5}, ["data.valid_fraction = 1.5 is invalid: must be in (0, 1)", PARAMS_FIX]),
-    ({"train.batch_size": 0}, ["train.batch_size = 0 is invalid: must be >= 1", PARAMS_FIX]),
+    ({"train.batch_size": 1}, ["train.batch_size = 1 is invalid: must be >= 2", PARAMS_FIX]),
     ({"train.epochs": 0}, ["train.epochs = 0 is invalid: must be >= 1", PARAMS_FIX]),
     ({"learning_rate": 0.1}, ["unknown key learning_rate: allowed keys are seed, optimizer"]),
     ({"train.lrr": 0.1}, ["unknown key train.lrr: allowed keys are train.epochs"]),

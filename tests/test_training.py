@@ -110,6 +110,23 @@ def test_early_stopping_after_patience_stale_epochs(make_params, mnist_train):
     assert result.best_valid_acc == max(accs)
 
 
+@pytest.mark.parametrize("n, batch_size, expected", [
+    (10, 4, [0, 4, 8]), (9, 4, [0, 4]), (8, 4, [0, 4]), (5, 5, [0]), (6, 5, [0])])
+def test_batch_starts_drop_only_a_last_batch_of_one_image(n, batch_size, expected):
+    assert list(training.batch_starts(n, batch_size)) == expected
+
+
+def test_one_image_last_batch_is_skipped_and_schedule_counts_the_steps_taken(make_params, tiny):
+    # 601 images at batch 50: 12 full batches and a last one of a single image, which is dropped.
+    train = tiny[0]
+    train = Digits(torch.cat([train.images, train.images[:1]]), torch.cat([train.labels, train.labels[:1]]))
+    params = quick(make_params, **{"train.batch_size": 50, "scheduler": "steplr",
+                                   "steplr.step_size": 1, "steplr.gamma": 0.5})
+    history = training.fit(params, train, tiny[1], tiny[2], CPU, progress=False).history
+    # Epoch 2 starts at half the lr only if an epoch was counted as the 12 steps actually taken.
+    assert [record["lr"] for record in history] == pytest.approx([params.train.lr, params.train.lr / 2])
+
+
 def test_batch_larger_than_train_set(make_params, tiny):
     with pytest.raises(MnistError, match=r"train.batch_size = 1000 is larger than the training set \(600"):
         training.fit(quick(make_params, **{"train.batch_size": 1000}), *tiny, CPU, progress=False)
