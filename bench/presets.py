@@ -7,9 +7,10 @@ FAST = {
     "train.label_smoothing": 0.1, "train.augment": True,
 }
 
-# Best single model: random affine augmentation, longer warm-up + cosine schedule.
+# Best single model: random affine augmentation, 30 epochs of warm-up + cosine (20 fell short
+# of 99.6% on the CPU: 0.9956).
 AUGMENTED = {
-    "train.epochs": 20, "train.augment": True, "train.bf16": True, "train.patience": 20,
+    "train.epochs": 30, "train.augment": True, "train.bf16": True, "train.patience": 30,
     "train.label_smoothing": 0.1, "scheduler": "warmup", "warmup.epochs": 1,
     "warmup.decay": "cosine",
 }
