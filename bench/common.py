@@ -15,19 +15,19 @@ from mnist_dvc.params import with_overrides as params_with_overrides
 
 
 def mnist_dir() -> Path:
-    for candidate in (data.local_dir_from_env(), "data/raw", "../shared/datasets/mnist"):
-        if candidate and all((Path(candidate) / n).is_file() for n in data.FILES):
-            return Path(candidate)
-    raise SystemExit(f"no MNIST files: set {data.LOCAL_DIR_ENV} to the folder with the four .gz "
-                     "files, or run `dvc repro fetch` first")
+    found = data.first_complete_dir([data.local_dir_from_env(), "data/raw", "../shared/datasets/mnist"])
+    if found is None:
+        raise SystemExit(f"no MNIST files: set {data.LOCAL_DIR_ENV} to the folder with the four .gz "
+                         "files, or run `dvc repro fetch` first")
+    return found
 
 
 def load_splits(params: Params):
     """train, valid, test exactly as the split stage makes them, kept in memory."""
-    full, test = data.read_split(mnist_dir(), "train"), data.read_split(mnist_dir(), "t10k")
-    train_idx, valid_idx = data.split_indices(full.labels, params.data.valid_fraction,
-                                              params.data.stratify, params.seed)
-    return full.take(train_idx), full.take(valid_idx), test
+    d = params.data
+    parts = data.split_digits(mnist_dir(), d.valid_fraction, d.stratify, params.seed,
+                              d.train_limit, d.test_limit)
+    return parts["train"], parts["valid"], parts["test"]
 
 
 def with_overrides(params: Params, overrides: dict) -> Params:

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from bench import common
 from mnist_dvc.data import Digits
 from mnist_dvc.model import MyConvNet
-from mnist_dvc.training import make_optimizer, make_scheduler, pick_device, train_epoch
+from mnist_dvc.training import (batch_starts, make_optimizer, make_scheduler, pick_device,
+                                train_epoch)
 
 
 class PerSampleDataset(Dataset):
@@ -51,7 +52,8 @@ def ours_images_per_second(digits: Digits, params, device) -> float:
     torch.manual_seed(0)
     model = MyConvNet().to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(params, model)
-    scheduler = make_scheduler(params, optimizer, len(digits) // params.train.batch_size + 1)
+    steps_per_epoch = len(batch_starts(len(digits), params.train.batch_size))
+    scheduler = make_scheduler(params, optimizer, steps_per_epoch)
     generator = torch.Generator().manual_seed(0)
     on_device = Digits(digits.images.to(device), digits.labels.to(device))
     train_epoch(model, on_device.take(torch.arange(4 * params.train.batch_size, device=device)),

@@ -165,6 +165,14 @@ class Digits:
         return Digits(self.images[index], self.labels[index])
 
 
+def first_complete_dir(candidates) -> Path | None:
+    """The first of these folders that holds all four MNIST files (None entries are skipped)."""
+    for candidate in filter(None, candidates):
+        if all((Path(candidate) / name).is_file() for name in FILES):
+            return Path(candidate)
+    return None
+
+
 def read_split(raw_dir: str | Path, prefix: str) -> Digits:
     """Read one of the two MNIST sets: prefix 'train' or 't10k'."""
     raw_dir = Path(raw_dir)
@@ -227,16 +235,22 @@ def load_digits(path: str | Path) -> Digits:
     return Digits(images, labels)
 
 
-def prepare(raw_dir: str | Path, out_dir: str | Path, valid_fraction: float, stratify: bool,
-            seed: int, train_limit: int = 0, test_limit: int = 0) -> dict:
-    """Write train.pt, valid.pt and test.pt to `out_dir` (whole or not at all); return the counts."""
+def split_digits(raw_dir: str | Path, valid_fraction: float, stratify: bool, seed: int,
+                 train_limit: int = 0, test_limit: int = 0) -> dict[str, Digits]:
+    """The train, valid and test sets read from the raw files (first N images if a limit is set)."""
     full_train, test = read_split(raw_dir, "train"), read_split(raw_dir, "t10k")
     if train_limit:
         full_train = full_train.take(torch.arange(min(train_limit, len(full_train))))
     if test_limit:
         test = test.take(torch.arange(min(test_limit, len(test))))
     train_idx, valid_idx = split_indices(full_train.labels, valid_fraction, stratify, seed)
-    parts = {"train": full_train.take(train_idx), "valid": full_train.take(valid_idx), "test": test}
+    return {"train": full_train.take(train_idx), "valid": full_train.take(valid_idx), "test": test}
+
+
+def prepare(raw_dir: str | Path, out_dir: str | Path, valid_fraction: float, stratify: bool,
+            seed: int, train_limit: int = 0, test_limit: int = 0) -> dict:
+    """Write train.pt, valid.pt and test.pt to `out_dir` (whole or not at all); return the counts."""
+    parts = split_digits(raw_dir, valid_fraction, stratify, seed, train_limit, test_limit)
     with atomic_dir(out_dir) as tmp:
         for name, digits in parts.items():
             save_digits(digits, tmp / f"{name}.pt")

@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,11 @@ from mnist_dvc.params import parse_params, with_overrides
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _mnist_dir() -> Path | None:
-    candidates = [os.environ.get(data.LOCAL_DIR_ENV), ROOT.parent / "shared/datasets/mnist",
-                  ROOT / "data/raw"]
-    for candidate in filter(None, candidates):
-        if all((Path(candidate) / name).is_file() for name in data.FILES):
-            return Path(candidate)
-    return None
-
-
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The real MNIST files: $MNIST_LOCAL_DIR, ../shared/datasets/mnist, or data/raw."""
-    found = _mnist_dir()
+    found = data.first_complete_dir([data.local_dir_from_env(),
+                                     ROOT.parent / "shared/datasets/mnist", ROOT / "data/raw"])
     if found is None:
         pytest.fail(f"no MNIST files found: set {data.LOCAL_DIR_ENV} to a folder with the four "
                     ".gz files (or run `dvc repro fetch` once to fill data/raw)")

@@ -9,34 +9,38 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnist_dvc.params import with_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mnist_dvc", ".dvc/config", ".dvcignore",
                  ".gitignore"]
-TINY = {"data": {"train_limit": 1200, "test_limit": 400},
-        "train": {"epochs": 1, "batch_size": 64, "bf16": False}}
+TINY = {"data.train_limit": 1200, "data.test_limit": 400,
+        "train.epochs": 1, "train.batch_size": 64, "train.bf16": False}
 
 
-def tiny_params(text: str, updates: dict) -> dict:
-    raw = yaml.safe_load(text)
-    for key, value in updates.items():
-        if isinstance(value, dict):
-            raw[key].update(value)
-        else:
-            raw[key] = value
-    return raw
-
-
-def make_repo(path: Path, params_updates: dict = TINY) -> Path:
-    path.mkdir(parents=True)
-    for name in PROJECT_FILES:
+def copy_project(path: Path, names: list[str] = PROJECT_FILES) -> Path:
+    """Copy these project files and folders into `path`."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in names:
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif source.exists():
             (path / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, path / name)
-    params = tiny_params((ROOT / "params.yaml").read_text(), params_updates)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def write_params(project: Path, overrides: dict) -> None:
+    """The project's params.yaml with dotted overrides ("train.lr": 0.1), written into `project`."""
+    raw = with_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def make_repo(path: Path, overrides: dict = TINY) -> Path:
+    """A copy of the project as its own git + DVC repo, params.yaml with dotted overrides."""
+    copy_project(path)
+    write_params(path, overrides)
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
                 ["git", "config", "user.name", "test"]):
         subprocess.run(cmd, cwd=path, check=True)

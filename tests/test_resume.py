@@ -10,8 +10,8 @@ import torch
 
 from repo_helpers import env_with, make_repo, run
 
-PARAMS = {"data": {"train_limit": 3000, "test_limit": 500},
-          "train": {"epochs": 3, "batch_size": 64, "bf16": False}}
+PARAMS = {"data.train_limit": 3000, "data.test_limit": 500,
+          "train.epochs": 3, "train.batch_size": 64, "train.bf16": False}
 DETERMINISTIC_OUTPUTS = ["metrics/train.json", "metrics/test.json", "metrics/history.csv",
                          "metrics/classes.csv", "metrics/predictions.csv", "models/model.pt"]
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from mnist_dvc import data
 from mnist_dvc.model import MyConvNet
-from mnist_dvc.params import with_overrides
+from repo_helpers import copy_project, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_OUTPUTS = ["models/model.pt", "metrics/history.csv", "metrics/train.json", "metrics/timing.json"]
@@ -27,16 +26,9 @@ EVALUATE_OUTPUTS = ["metrics/test.json", "metrics/classes.csv", "metrics/predict
 
 def make_project(path: Path, **overrides) -> Path:
     """stages/, mnist_dvc/ and params.yaml in `path`, with dotted overrides ("train.lr": 0.1)."""
-    path.mkdir(parents=True, exist_ok=True)
-    for name in ("stages", "mnist_dvc"):
-        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    write_params(path, **overrides)
+    copy_project(path, ["stages", "mnist_dvc"])
+    write_params(path, overrides)
     return path
-
-
-def write_params(project: Path, **overrides) -> None:
-    raw = with_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
-    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def run_stage(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
@@ -118,7 +110,7 @@ def test_batch_larger_than_training_set(tmp_path, mnist_dir):
     project = make_project(tmp_path / "project", **{"data.train_limit": 100, "data.test_limit": 100})
     for stage in ("fetch", "split"):
         assert run_stage(project, stage, local_dir=mnist_dir).returncode == 0
-    write_params(project, **{"data.train_limit": 100, "data.test_limit": 100, "train.batch_size": 500})
+    write_params(project, {"data.train_limit": 100, "data.test_limit": 100, "train.batch_size": 500})
     done = run_stage(project, "train")
     assert_one_line_error(done, "train.batch_size = 500 is larger than the training set (83 images)",
                           "lower train.batch_size")
