@@ -1,4 +1,4 @@
-"""What the benchmarks share: the real MNIST files, the project's params, medians, JSON output."""
+"""What the benchmarks share: the real MNIST files, the project's params, the machine, medians, JSON."""
 
 import argparse
 import json
@@ -8,40 +8,50 @@ import statistics
 from pathlib import Path
 
 import torch
+import yaml
 
-from mnist_dvc import data
-from mnist_dvc.params import Params, as_dict, load_params, parse_params
-from mnist_dvc.params import with_overrides as params_with_overrides
+from mnist_dvc import data, download
+from mnist_dvc.device import hardware, pick_device, resolve_precision
+from mnist_dvc.params import Params, parse_params, with_overrides
 
-
-def mnist_dir() -> Path:
-    found = data.first_complete_dir([data.local_dir_from_env(), "data/raw", "../shared/datasets/mnist"])
-    if found is None:
-        raise SystemExit(f"no MNIST files: set {data.LOCAL_DIR_ENV} to the folder with the four .gz "
-                         "files, or run `dvc repro fetch` first")
-    return found
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_splits(params: Params):
     """train, valid, test exactly as the split stage makes them, kept in memory."""
     d = params.data
-    parts = data.split_digits(mnist_dir(), d.valid_fraction, d.stratify, params.seed,
-                              d.train_limit, d.test_limit)
+    parts = data.split_digits(download.find_or_download(ROOT), d.valid_fraction, d.stratify,
+                              params.seed, d.train_limit, d.test_limit)
     return parts["train"], parts["valid"], parts["test"]
 
 
-def with_overrides(params: Params, overrides: dict) -> Params:
-    return parse_params(params_with_overrides(as_dict(params), overrides), "preset")
+def project_params(overrides: dict | None = None) -> Params:
+    """params.yaml with dotted overrides, as `dvc exp run -S key=value` would give."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return parse_params(with_overrides(raw, overrides or {}), "params.yaml + overrides")
 
 
-def project_params() -> Params:
-    return load_params("params.yaml")
+def parse_overrides(items: list[str]) -> dict:
+    """["train.lr=0.1", ...] → {"train.lr": 0.1}, values read as YAML, as `dvc exp run -S` does."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"-S {item}: write it as key=value, e.g. -S train.precision=fp32")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
 
 
-def machine() -> str:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {device}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+def machine(params: Params | None = None) -> dict:
+    """The CPU class and precision every figure depends on."""
+    device = pick_device()
+    record = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+              "hardware": hardware(device), "torch": torch.__version__,
+              "threads": torch.get_num_threads()}
+    if params is not None:
+        precision = resolve_precision(params.train.precision, device, warn=False)
+        record["precision"] = f"{precision.dtype} ({precision.reason})"
+    return record
 
 
 def median(values) -> float:
@@ -55,11 +65,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def report(title: str, rows: list[tuple[str, str]], results: dict, json_path: Path | None) -> None:
-    print(f"\n{title}  ({machine()})")
+def report(title: str, rows: list[tuple[str, str]], results: dict, json_path: Path | None,
+           params: Params | None = None) -> None:
+    where = machine(params)
+    print(f"\n{title}\n  " + ", ".join(f"{k}: {v}" for k, v in where.items()))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
+        json_path.write_text(json.dumps({"machine": where, **results}, indent=2) + "\n")

@@ -17,14 +17,15 @@ from bench import common
 def child(epochs: int) -> None:
     import torch
 
-    from mnist_dvc.training import fit, pick_device
+    from mnist_dvc.device import pick_device
+    from mnist_dvc.training import fit
 
-    params = common.with_overrides(common.project_params(), {"train.epochs": epochs})
+    params = common.project_params({"train.epochs": epochs})
     train, valid, test = common.load_splits(params)
     with tempfile.TemporaryDirectory() as tmp:
-        result = fit(params, train, valid, test, pick_device(), progress=False,
-                     checkpoint=Path(tmp) / "train.pt", fingerprint="bench")
-        torch.save(result.best_state, Path(tmp) / "model.pt")
+        state = fit(params, train, valid, test, pick_device(), progress=False,
+                    checkpoint=Path(tmp) / "train.pt", fingerprint="bench")
+        torch.save(state.best_state, Path(tmp) / "model.pt")
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     common.report("Peak RSS of training on the full set", [
         ("epochs", str(args.epochs)), ("peak RSS", f"{peak_mib:.0f} MiB"),
-    ], {"epochs": args.epochs, "peak_rss_mib": peak_mib}, args.json)
+    ], {"epochs": args.epochs, "peak_rss_mib": peak_mib}, args.json, common.project_params())
 
 
 if __name__ == "__main__":

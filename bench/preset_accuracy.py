@@ -6,11 +6,11 @@ and the training time (no DVC needed, nothing written).
 
 import time
 
-import yaml
-
 from bench import common, presets
+from mnist_dvc.device import pick_device
+from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet
-from mnist_dvc.training import fit, pick_device, predict
+from mnist_dvc.training import fit
 
 
 def main() -> None:
@@ -19,27 +19,24 @@ def main() -> None:
     parser.add_argument("-S", dest="overrides", action="append", default=[],
                         help="extra override key=value")
     args = parser.parse_args()
-    overrides = dict(getattr(presets, args.preset))
-    for item in args.overrides:
-        key, value = item.split("=", 1)
-        overrides[key] = yaml.safe_load(value)  # as `dvc exp run -S` reads it: 20, 0.1, true
-    params = common.with_overrides(common.project_params(), overrides)
+    overrides = {**getattr(presets, args.preset), **common.parse_overrides(args.overrides)}
+    params = common.project_params(overrides)
     train, valid, test = common.load_splits(params)
     device = pick_device()
     started = time.perf_counter()
-    result = fit(params, train, valid, test, device, progress=False)
+    state = fit(params, train, valid, test, device, progress=False)
     seconds = time.perf_counter() - started
     model = MyConvNet().to(device)
-    model.load_state_dict(result.best_state)
-    test_loss, test_acc, _ = predict(model, test)
+    model.load_state_dict(state.best_state)
+    test_loss, test_acc, _ = evaluate(model, test)
     common.report(f"Preset {args.preset} on the full set", [
         ("overrides", presets.as_exp_run(overrides)),
         ("test accuracy (best-on-valid model)", f"{test_acc:.4f}"),
-        ("best epoch / epochs run", f"{result.best_epoch} / {result.epochs_run}"),
+        ("best epoch / epochs run", f"{state.best_epoch} / {state.epoch}"),
         ("training seconds (evaluation included)", f"{seconds:.0f}"),
     ], {"preset": args.preset, "overrides": overrides, "test_acc": test_acc, "test_loss": test_loss,
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "seconds": seconds,
-        "device": str(device)}, args.json)
+        "best_epoch": state.best_epoch, "epochs_run": state.epoch, "seconds": seconds,
+        "device": str(device)}, args.json, params)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Training throughput: our tensor-resident loop vs the seed's data path (per-sample Dataset +
-DataLoader, batch 16), same MyConvNet, measured in the same run.
+DataLoader, batch 16), same MyConvNet, measured in the same run, interleaved (ours, seed's, ours,
+seed's, ...) so that drift in the machine's speed hits both.
 
     python -m bench.throughput [--images 4096] [--repeats 3] [--json bench/results/throughput.json]
 """
@@ -13,8 +14,9 @@ from torch.utils.data import DataLoader, Dataset
 from bench import common
 from mnist_dvc.data import Digits
 from mnist_dvc.model import MyConvNet
-from mnist_dvc.training import (batch_starts, make_optimizer, make_scheduler, pick_device,
-                                train_epoch)
+from mnist_dvc.device import pick_device, resolve_precision
+from mnist_dvc.optimizers import make_optimizer, make_scheduler
+from mnist_dvc.training import batch_starts, train_epoch
 
 
 class PerSampleDataset(Dataset):
@@ -48,7 +50,7 @@ def reference_images_per_second(digits: Digits, device) -> float:
     return len(digits) / (time.perf_counter() - started)
 
 
-def ours_images_per_second(digits: Digits, params, device) -> float:
+def ours_images_per_second(digits: Digits, params, device, precision) -> float:
     torch.manual_seed(0)
     model = MyConvNet().to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(params, model)
@@ -57,31 +59,40 @@ def ours_images_per_second(digits: Digits, params, device) -> float:
     generator = torch.Generator().manual_seed(0)
     on_device = Digits(digits.images.to(device), digits.labels.to(device))
     train_epoch(model, on_device.take(torch.arange(4 * params.train.batch_size, device=device)),
-                optimizer, scheduler, params, generator, device, progress=False)  # warm-up
+                optimizer, scheduler, params, generator, device, precision, progress=False)  # warm-up
     started = time.perf_counter()
-    train_epoch(model, on_device, optimizer, scheduler, params, generator, device, progress=False)
+    train_epoch(model, on_device, optimizer, scheduler, params, generator, device, precision,
+                progress=False)
     return len(digits) / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = common.parser(__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4096, help="images per timed run")
+    parser.add_argument("-S", dest="overrides", action="append", default=[],
+                        help="params override key=value, as dvc exp run -S (e.g. train.precision=fp32)")
     args = parser.parse_args()
-    params = common.project_params()
+    params = common.project_params(common.parse_overrides(args.overrides))
     device = pick_device()
+    precision = resolve_precision(params.train.precision, device)
     train, _, _ = common.load_splits(params)
     digits = train.take(torch.arange(args.images))
-    ours = [ours_images_per_second(digits, params, device) for _ in range(args.repeats)]
-    reference = [reference_images_per_second(digits, device) for _ in range(args.repeats)]
+    ours, reference = [], []
+    for _ in range(args.repeats):
+        ours.append(ours_images_per_second(digits, params, device, precision))
+        reference.append(reference_images_per_second(digits, device))
     ratio = common.median(ours) / common.median(reference)
     t = params.train
     common.report("Training throughput (images/s, median)", [
-        (f"ours: batch {t.batch_size}, bf16={t.bf16}, channels_last", f"{common.median(ours):8.0f}   runs {[round(v) for v in ours]}"),
-        ("reference: per-sample DataLoader, batch 16", f"{common.median(reference):8.0f}   runs {[round(v) for v in reference]}"),
+        (f"ours: batch {t.batch_size}, {precision.dtype}, channels_last, augment={t.augment}",
+         f"{common.median(ours):8.0f}   runs {[round(v) for v in ours]}"),
+        ("reference: per-sample DataLoader, batch 16, fp32",
+         f"{common.median(reference):8.0f}   runs {[round(v) for v in reference]}"),
         ("ratio", f"{ratio:8.2f}x"),
     ], {"ours_images_per_second": ours, "reference_images_per_second": reference,
-        "ratio_of_medians": ratio, "batch_size": t.batch_size, "bf16": t.bf16,
-        "images_per_run": args.images, "device": str(device)}, args.json)
+        "ratio_of_medians": ratio, "batch_size": t.batch_size, "precision": precision.dtype,
+        "augment": t.augment, "images_per_run": args.images, "device": str(device)},
+        args.json, params)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Time to 99% test accuracy from a cold process (interpreter start, imports and data loading
 included), with the FAST preset; median of several fresh processes.
 
-    python -m bench.time_to_accuracy [--repeats 3] [--target 0.99] [--json ...]
+    python -m bench.time_to_accuracy [--repeats 3] [--target 0.99] [-S key=value ...] [--json ...]
 """
 
 import argparse
@@ -17,10 +17,11 @@ class Reached(Exception):
     pass
 
 
-def child(target: float, started: float) -> None:
-    from mnist_dvc.training import fit, pick_device
+def child(target: float, started: float, overrides: dict) -> None:
+    from mnist_dvc.device import pick_device
+    from mnist_dvc.training import fit
 
-    params = common.with_overrides(common.project_params(), presets.FAST)
+    params = common.project_params({**presets.FAST, **overrides})
     train, valid, test = common.load_splits(params)
     result = {"reached": False}
 
@@ -41,26 +42,31 @@ def child(target: float, started: float) -> None:
 def main() -> None:
     parser = common.parser(__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("-S", dest="overrides", action="append", default=[],
+                        help="params override on top of FAST, key=value")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    overrides = common.parse_overrides(args.overrides)
     if args.child is not None:
-        return child(args.target, args.child)
+        return child(args.target, args.child, overrides)
     runs = []
     for _ in range(args.repeats):
         started = time.time()
         out = subprocess.run([sys.executable, "-m", "bench.time_to_accuracy", "--target",
-                              str(args.target), "--child", str(started)],
+                              str(args.target), "--child", str(started), *sum(
+                                  (["-S", o] for o in args.overrides), [])],
                              capture_output=True, text=True, check=True).stdout
         runs.append(json.loads(out.split("RESULT ", 1)[1]))
     seconds = [r["seconds"] for r in runs]
+    preset = {**presets.FAST, **overrides}
     common.report(f"Time to {args.target:.1%} test accuracy, cold process (FAST preset)", [
-        ("preset", presets.as_exp_run(presets.FAST)),
+        ("preset", presets.as_exp_run(preset)),
         ("median seconds", f"{common.median(seconds):.1f}"),
         ("runs", ", ".join(f"{r['seconds']:.1f} s (epoch {r['epoch']}, test {r['test_acc']:.4f}"
                            f"{'' if r['reached'] else ', NOT reached'})" for r in runs)),
-    ], {"target": args.target, "preset": presets.FAST, "runs": runs,
+    ], {"target": args.target, "preset": preset, "runs": runs,
         "median_seconds": common.median(seconds), "all_reached": all(r["reached"] for r in runs)},
-        args.json)
+        args.json, common.project_params(preset))
 
 
 if __name__ == "__main__":

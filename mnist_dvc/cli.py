@@ -21,6 +21,8 @@ def _set_threads() -> None:
 
 
 def run_stage(main) -> None:
+    # Under DVC, stdout is a pipe or a log file: flush every line so progress shows as it happens.
+    sys.stdout.reconfigure(line_buffering=True)
     try:
         _set_threads()
         main()

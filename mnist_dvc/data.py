@@ -1,11 +1,7 @@
-"""MNIST on disk: download and verify the four IDX files, parse them, split, store as tensors."""
+"""MNIST as tensors: parse the IDX files, split train/valid (seeded), store and load the splits."""
 
 import gzip
-import hashlib
-import os
-import shutil
 import struct
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,90 +11,10 @@ import torch
 from mnist_dvc.atomic import atomic_dir, torch_save
 from mnist_dvc.errors import MnistError
 
-# The canonical files and their well-known MD5s (the values torchvision checks).
-FILES = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
-# Tried in order; the first is torchvision's primary mirror.
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-LOCAL_DIR_ENV = "MNIST_LOCAL_DIR"
 # Largest file we accept after decompression: the 60k training images are 47,040,016 bytes.
 MAX_IDX_BYTES = 64 * 2**20
-MAX_DOWNLOAD_BYTES = 16 * 2**20
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _verify_md5(path: Path, name: str, origin: str) -> None:
-    actual = md5_of(path)
-    if actual != FILES[name]:
-        raise MnistError(f"{origin} has MD5 {actual}, expected {FILES[name]}: the file is corrupt "
-                         f"or not the MNIST {name}; replace it with the genuine file")
-
-
-def _copy_local(local_dir: Path, name: str, dest: Path) -> None:
-    source = local_dir / name
-    if not source.is_file():
-        raise MnistError(f"{source} is missing: put the four MNIST .gz files in {local_dir}, "
-                         f"or unset {LOCAL_DIR_ENV} to download them")
-    shutil.copyfile(source, dest)
-    _verify_md5(dest, name, str(source))
-
-
-def _download(mirrors, name: str, dest: Path, timeout: float) -> None:
-    errors = []
-    for mirror in mirrors:
-        url = mirror + name
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                body = response.read(MAX_DOWNLOAD_BYTES + 1)
-            if len(body) > MAX_DOWNLOAD_BYTES:
-                raise OSError("response too large")
-            dest.write_bytes(body)
-            _verify_md5(dest, name, url)
-            return
-        except (OSError, ValueError, MnistError) as exc:  # URLError and timeouts are OSErrors
-            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
-    raise MnistError(f"could not download {name} from any mirror ({'; '.join(errors)}): check the "
-                     f"network, or set {LOCAL_DIR_ENV} to a folder holding the four MNIST .gz files")
-
-
-def fetch(dest: str | Path, local_dir: str | Path | None = None, mirrors=MIRRORS,
-          timeout: float = 30.0) -> None:
-    """Fill `dest` with the four verified files, from `local_dir` if given, else from the mirrors.
-
-    The folder appears whole or not at all.
-    """
-    if local_dir is not None:
-        local_dir = Path(local_dir)
-        if not local_dir.is_dir():
-            raise MnistError(f"{LOCAL_DIR_ENV}={local_dir} is not a folder: point it at the folder "
-                             "holding the four MNIST .gz files, or unset it to download them")
-    with atomic_dir(dest) as tmp:
-        for name in FILES:
-            if local_dir is not None:
-                _copy_local(local_dir, name, tmp / name)
-            else:
-                _download(mirrors, name, tmp / name, timeout)
-
-
-def local_dir_from_env() -> str | None:
-    return os.environ.get(LOCAL_DIR_ENV) or None
 
 
 def parse_idx(raw: bytes, name: str = "IDX data") -> torch.Tensor:
@@ -163,14 +79,6 @@ class Digits:
 
     def take(self, index: torch.Tensor) -> "Digits":
         return Digits(self.images[index], self.labels[index])
-
-
-def first_complete_dir(candidates) -> Path | None:
-    """The first of these folders that holds all four MNIST files (None entries are skipped)."""
-    for candidate in filter(None, candidates):
-        if all((Path(candidate) / name).is_file() for name in FILES):
-            return Path(candidate)
-    return None
 
 
 def read_split(raw_dir: str | Path, prefix: str) -> Digits:

@@ -1,4 +1,4 @@
-"""The study's CNN and the safe way to load its weights."""
+"""The study's CNN, its input contract and the safe way to load its weights."""
 
 from pathlib import Path
 
@@ -7,20 +7,19 @@ from torch import nn
 
 from mnist_dvc.errors import MnistError
 
-# Training-set pixel statistics (pixels / 255), so the model can take plain [0, 1] images.
-PIXEL_MEAN = 0.130660
-PIXEL_STD = 0.308108
-
 
 class MyConvNet(nn.Module):
     """conv(1→64) BN ReLU pool, conv(64→128) BN ReLU pool, linear 6272→784→98→10.
 
-    Takes images (N, 1, 28, 28) scaled to [0, 1] and returns logits (N, 10).
+    The seed's own layout, block for block and name for name (`cnn`, `fc`), so its class loads
+    these weights. Takes images scaled to [0, 1] (no other normalisation: the BatchNorm after the
+    first convolution does that) shaped (N, 1, 28, 28), or one image as (1, 28, 28) or (28, 28);
+    returns logits (N, 10), (1, 10) for one image. Softmax only for probabilities.
     """
 
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(
+        self.cnn = nn.Sequential(
             nn.Conv2d(1, 64, kernel_size=3, padding=1),
             nn.BatchNorm2d(64),
             nn.ReLU(),
@@ -30,8 +29,7 @@ class MyConvNet(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
+        self.fc = nn.Sequential(
             nn.Linear(128 * 7 * 7, 784),
             nn.ReLU(),
             nn.Linear(784, 98),
@@ -40,7 +38,18 @@ class MyConvNet(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features((images - PIXEL_MEAN) / PIXEL_STD))
+        if images.dim() == 2:  # one (28, 28) image
+            images = images[None, None]
+        elif images.dim() == 3:  # (1, 28, 28): one image; (N, 28, 28): N images
+            images = images.unsqueeze(1)
+        return self.fc(self.cnn(images).flatten(1))
+
+
+def as_input(images: torch.Tensor) -> torch.Tensor:
+    """The model's input contract: uint8 (N, 28, 28) → float (N, 1, 28, 28) in [0, 1],
+    channels_last (faster convolutions on CPU)."""
+    x = images.unsqueeze(1).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def check_state_dict(model: nn.Module, state: dict, origin: str) -> None:

@@ -18,6 +18,7 @@ from mnist_dvc.errors import MnistError
 OPTIMIZERS = ("adam", "nadam", "sgdm")
 SCHEDULERS = ("constant", "steplr", "warmup")
 DECAYS = ("cosine", "exponential")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def _rule(check, text):
@@ -74,7 +75,7 @@ class TrainParams:
     patience: int = _field(at_least(1))
     label_smoothing: float = _field(between(0, 1))
     augment: bool = _field()
-    bf16: bool = _field()
+    precision: str = _field(one_of(PRECISIONS))
 
 
 @dataclass(frozen=True)

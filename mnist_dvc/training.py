@@ -1,11 +1,9 @@
-"""The training loop, shared evaluation, optimizers, schedules and resumable checkpoints.
+"""The training loop: epochs of shuffled batches, valid/test measured after each, best-on-valid
+weights kept, early stopping, a checkpoint after every epoch.
 
 The whole dataset lives as tensors on the device and is batched by index: no per-sample Python.
 """
 
-import contextlib
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,105 +13,21 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mnist_dvc.atomic import torch_save
-from mnist_dvc.data import Digits, md5_of
+from mnist_dvc import checkpoint as checkpoints
+from mnist_dvc.augment import random_affine
+from mnist_dvc.data import Digits
+from mnist_dvc.device import Precision, autocast, resolve_precision
 from mnist_dvc.errors import MnistError
-from mnist_dvc.model import MyConvNet
-from mnist_dvc.params import Params, as_dict
-
-# Inference batch: on this 2-core CPU batch 128 ran 2x faster than 1000 (cache-bound); GPUs like big ones.
-EVAL_BATCH = {"cpu": 128, "cuda": 2048}
-CHECKPOINT_VERSION = 1
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def as_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) → float (N, 1, 28, 28) in [0, 1], channels_last (faster convs on CPU)."""
-    x = images.unsqueeze(1).float().div_(255)
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-def autocast(device: torch.device, bf16: bool):
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-@torch.inference_mode()
-def predict(model: torch.nn.Module, digits: Digits, bf16: bool = False,
-            batch_size: int | None = None) -> tuple[float, float, torch.Tensor]:
-    """Mean cross-entropy, accuracy (argmax) and the predicted labels of `digits`."""
-    device = next(model.parameters()).device
-    batch_size = batch_size or EVAL_BATCH.get(device.type, 128)
-    was_training = model.training
-    model.eval()
-    total_loss = torch.zeros((), device=device, dtype=torch.float64)
-    predictions = []
-    for start in range(0, len(digits), batch_size):
-        images = digits.images[start:start + batch_size].to(device, non_blocking=True)
-        labels = digits.labels[start:start + batch_size].to(device, non_blocking=True)
-        with autocast(device, bf16):
-            logits = model(as_input(images))
-        total_loss += F.cross_entropy(logits.float(), labels, reduction="sum")
-        predictions.append(logits.argmax(dim=1))
-    model.train(was_training)
-    predicted = torch.cat(predictions).cpu() if predictions else torch.zeros(0, dtype=torch.long)
-    n = max(len(digits), 1)
-    accuracy = (predicted == digits.labels.cpu()).sum().item() / n
-    return total_loss.item() / n, accuracy, predicted
-
-
-def make_optimizer(params: Params, model: torch.nn.Module) -> torch.optim.Optimizer:
-    t = params.train
-    if params.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    if params.optimizer == "nadam":
-        return torch.optim.NAdam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
-                           weight_decay=t.weight_decay)
-
-
-def lr_factor(params: Params, step: int, steps_per_epoch: int) -> float:
-    """Multiplier of train.lr before optimizer step `step` (0-based), per the chosen schedule."""
-    epoch = step / steps_per_epoch
-    if params.scheduler == "constant":
-        return 1.0
-    if params.scheduler == "steplr":
-        return params.steplr.gamma ** (int(epoch) // params.steplr.step_size)
-    warm = params.warmup
-    if epoch < warm.epochs:
-        return (step + 1) / (warm.epochs * steps_per_epoch)
-    if warm.decay == "exponential":
-        return warm.gamma ** (epoch - warm.epochs)
-    progress = (epoch - warm.epochs) / max(params.train.epochs - warm.epochs, 1e-9)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def make_scheduler(params: Params, optimizer, steps_per_epoch: int):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(params, step, steps_per_epoch))
-
-
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random affine per image (rotation ±10°, scale 0.9-1.1, shift ±2 px), on the whole batch."""
-    n = x.shape[0]
-    u = torch.rand(n, 4, generator=generator).to(x.device) * 2 - 1
-    angle = u[:, 0] * math.radians(10)
-    scale = 1 + u[:, 1] * 0.1
-    shift = u[:, 2:] * (2 / 14)  # affine_grid works in [-1, 1]: 14 px per unit
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+from mnist_dvc.inference import evaluate
+from mnist_dvc.model import MyConvNet, as_input
+from mnist_dvc.optimizers import make_optimizer, make_scheduler
+from mnist_dvc.params import Params
 
 
 @dataclass
 class FitState:
-    """Everything a resumed run needs to continue exactly where the last finished epoch left it."""
+    """Where a run stands after its last finished epoch: what a resumed run continues from, and
+    what `fit` returns."""
 
     epoch: int = 0
     history: list = field(default_factory=list)
@@ -124,61 +38,13 @@ class FitState:
     stale: int = 0
     seconds: float = 0.0
 
-
-def _is_better(valid_acc: float, valid_loss: float, state: FitState) -> bool:
-    return (valid_acc, -valid_loss) > (state.best_valid_acc, -state.best_valid_loss)
+    def is_better(self, valid_acc: float, valid_loss: float) -> bool:
+        """Selection is on valid accuracy, ties broken by lower valid loss; test never counts."""
+        return (valid_acc, -valid_loss) > (self.best_valid_acc, -self.best_valid_loss)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def run_fingerprint(params: Params, data_files, device: torch.device) -> str:
-    """Identifies what a checkpoint was made from: all params, the data's bytes and the device."""
-    digest = hashlib.sha256(json.dumps(as_dict(params), sort_keys=True).encode())
-    digest.update(device.type.encode())
-    for path in data_files:
-        digest.update(md5_of(path).encode())
-    return digest.hexdigest()
-
-
-def save_checkpoint(path: Path, fingerprint: str, state: FitState, model, optimizer, scheduler,
-                    generator: torch.Generator) -> None:
-    blob = {
-        "version": CHECKPOINT_VERSION, "fingerprint": fingerprint,
-        "state": {k: v for k, v in vars(state).items()},
-        "model": _cpu_state(model), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-    }
-    torch_save(blob, path)
-
-
-def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
-    """The checkpoint at `path` if it belongs to these params and data, else None (with a message)."""
-    if not path.is_file():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        ok = blob.get("version") == CHECKPOINT_VERSION and blob.get("fingerprint") == fingerprint
-    except Exception as exc:
-        tqdm.write(f"ignoring checkpoint {path}: unreadable ({type(exc).__name__}); training from epoch 1")
-        return None
-    if not ok:
-        tqdm.write(f"ignoring checkpoint {path}: it was made with other params or data; "
-                   "training from epoch 1")
-        return None
-    return blob
-
-
-@dataclass
-class FitResult:
-    best_state: dict
-    history: list
-    best_epoch: int
-    best_valid_acc: float
-    best_valid_loss: float
-    epochs_run: int
-    seconds: float
 
 
 def _bar_disabled(progress: bool | None) -> bool | None:
@@ -192,7 +58,8 @@ def batch_starts(n: int, batch_size: int) -> range:
 
 
 def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
-                generator: torch.Generator, device: torch.device, progress: bool | None):
+                generator: torch.Generator, device: torch.device, precision: Precision,
+                progress: bool | None):
     t = params.train
     n = len(train)
     order = torch.randperm(n, generator=generator).to(device)
@@ -205,8 +72,8 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
         index = order[start:start + t.batch_size]
         x, y = as_input(train.images[index]), train.labels[index]
         if t.augment:
-            x = augment(x, generator)
-        with autocast(device, t.bf16):
+            x = random_affine(x, generator)
+        with autocast(device, precision):
             logits = model(x)
         logits = logits.float()
         loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
@@ -224,8 +91,8 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
 
 
 def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torch.device,
-        checkpoint: Path | None = None, fingerprint: str = "", progress: bool | None = None,
-        on_epoch=None) -> FitResult:
+        precision: Precision | None = None, checkpoint: Path | None = None, fingerprint: str = "",
+        progress: bool | None = None, on_epoch=None) -> FitState:
     """Train MyConvNet; keep the best-on-valid weights; stop after `patience` stale epochs.
 
     The test set is evaluated each epoch for the curves only: it never influences selection.
@@ -236,6 +103,7 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
     if t.batch_size > len(train):
         raise MnistError(f"train.batch_size = {t.batch_size} is larger than the training set "
                          f"({len(train)} images): lower train.batch_size")
+    precision = precision or resolve_precision(t.precision, device, warn=False)
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
     model = MyConvNet().to(device).to(memory_format=torch.channels_last)
@@ -245,14 +113,14 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
                           for d in (train, valid, test))
 
     state = FitState()
-    blob = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    blob = checkpoints.load(checkpoint, fingerprint) if checkpoint else None
     if blob is not None:
         state = FitState(**blob["state"])
         model.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])
         scheduler.load_state_dict(blob["scheduler"])
         generator.set_state(blob["generator"])
-        tqdm.write(f"resuming from checkpoint {checkpoint} after epoch {state.epoch}")
+        print(f"resuming from checkpoint {checkpoint} after epoch {state.epoch}")
 
     epochs = tqdm(range(state.epoch + 1, t.epochs + 1), desc="epochs", initial=state.epoch,
                   total=t.epochs, disable=_bar_disabled(progress))
@@ -262,32 +130,32 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, params,
-                                            generator, device, progress)
+                                            generator, device, precision, progress)
         if not math.isfinite(train_loss):
             kept = (f"the best model so far (epoch {state.best_epoch}) is kept in the checkpoint"
                     if checkpoint and state.best_epoch else "no finished epoch was saved")
             raise MnistError(f"training loss became {train_loss} in epoch {epoch}: lower train.lr "
                              f"(now {t.lr}); {kept}")
-        valid_loss, valid_acc, _ = predict(model, valid, t.bf16)
-        test_loss, test_acc, _ = predict(model, test, t.bf16)
+        valid_loss, valid_acc, _ = evaluate(model, valid, precision)
+        test_loss, test_acc, _ = evaluate(model, test, precision)
         state.seconds += time.perf_counter() - started
         record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                   "valid_loss": valid_loss, "valid_acc": valid_acc,
                   "test_loss": test_loss, "test_acc": test_acc}
         state.history.append(record)
         state.epoch = epoch
-        if _is_better(valid_acc, valid_loss, state):
+        if state.is_better(valid_acc, valid_loss):
             state.best_epoch, state.best_valid_acc, state.best_valid_loss = epoch, valid_acc, valid_loss
             state.best_state, state.stale = _cpu_state(model), 0
         else:
             state.stale += 1
         if checkpoint:
-            save_checkpoint(checkpoint, fingerprint, state, model, optimizer, scheduler, generator)
+            checkpoints.save(checkpoint, fingerprint, {
+                "state": vars(state), "model": _cpu_state(model),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state()})
         epochs.write(f"epoch {epoch:3d}  lr {lr:.2e}  train {train_loss:.4f}/{train_acc:.4f}  "
                      f"valid {valid_loss:.4f}/{valid_acc:.4f}  test {test_loss:.4f}/{test_acc:.4f}")
         if on_epoch:
             on_epoch(record)
-    return FitResult(best_state=state.best_state, history=state.history,
-                     best_epoch=state.best_epoch, best_valid_acc=state.best_valid_acc,
-                     best_valid_loss=state.best_valid_loss, epochs_run=state.epoch,
-                     seconds=state.seconds)
+    return state

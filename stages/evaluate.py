@@ -3,23 +3,27 @@
 from mnist_dvc import paths, reports
 from mnist_dvc.cli import run_stage
 from mnist_dvc.data import load_digits
+from mnist_dvc.device import pick_device, resolve_precision
+from mnist_dvc.inference import evaluate
 from mnist_dvc.model import load_model
 from mnist_dvc.params import load_params
-from mnist_dvc.training import pick_device, predict
 
 
 def main() -> None:
-    load_params()
+    params = load_params()
     test = load_digits(paths.prepared("test"))
-    model = load_model(paths.MODEL, pick_device())
-    loss, accuracy, predicted = predict(model, test)
+    device = pick_device()
+    precision = resolve_precision(params.train.precision, device, warn=False)
+    model = load_model(paths.MODEL, device)
+    loss, accuracy, predicted = evaluate(model, test, precision)
     classes = reports.per_class(reports.confusion_matrix(test.labels, predicted))
     reports.write_json(paths.TEST_METRICS, {"test_acc": accuracy, "test_loss": loss,
                                             **reports.macro(classes)})
     reports.write_csv(paths.CLASSES, classes)
     reports.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p} for a, p in
                                           zip(test.labels.tolist(), predicted.tolist())])
-    print(f"evaluate: test accuracy {accuracy:.4f}, loss {loss:.4f} on {len(test)} images")
+    print(f"evaluate: test accuracy {accuracy:.4f}, loss {loss:.4f} on {len(test)} images "
+          f"({precision.dtype})")
 
 
 if __name__ == "__main__":

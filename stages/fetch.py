@@ -1,14 +1,14 @@
 """Stage fetch: the four MNIST files, MD5-verified, into data/raw/ (from $MNIST_LOCAL_DIR if set)."""
 
-from mnist_dvc import data, paths
+from mnist_dvc import download, paths
 from mnist_dvc.cli import run_stage
 from mnist_dvc.params import load_params
 
 
 def main() -> None:
     load_params()  # a bad params.yaml fails here, before any download
-    local_dir = data.local_dir_from_env()
-    data.fetch(paths.RAW, local_dir=local_dir)
+    local_dir = download.local_dir_from_env()
+    download.fetch(paths.RAW, local_dir=local_dir)
     print(f"fetch: 4 files verified into {paths.RAW} (from {local_dir or 'the public mirrors'})")
 
 

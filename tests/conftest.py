@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_dvc import data
+from mnist_dvc import data, download
+from mnist_dvc.errors import MnistError
 from mnist_dvc.params import parse_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,13 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The real MNIST files: $MNIST_LOCAL_DIR, ../shared/datasets/mnist, or data/raw."""
-    found = data.first_complete_dir([data.local_dir_from_env(),
-                                     ROOT.parent / "shared/datasets/mnist", ROOT / "data/raw"])
-    if found is None:
-        pytest.fail(f"no MNIST files found: set {data.LOCAL_DIR_ENV} to a folder with the four "
-                    ".gz files (or run `dvc repro fetch` once to fill data/raw)")
-    return found
+    """The real MNIST files, found or downloaded the way the project does (download.find_or_download)."""
+    try:
+        return download.find_or_download(ROOT)
+    except MnistError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

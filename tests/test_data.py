@@ -1,10 +1,6 @@
 import gzip
-import hashlib
-import http.server
 import re
 import struct
-import threading
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -111,87 +107,6 @@ def test_read_split_rejects_bad_labels_and_shapes(tmp_path):
         data.read_split(_fake_raw_dir(tmp_path / "a", label_value=200), "train")
     with pytest.raises(MnistError, match=r"shape \[12, 28, 27\], expected \[N, 28, 28\]"):
         data.read_split(_fake_raw_dir(tmp_path / "b", dims=(28, 27)), "train")
-
-
-# --- fetch --------------------------------------------------------------------------------------
-
-def test_fetch_from_local_folder_verifies_md5(tmp_path, mnist_dir):
-    dest = tmp_path / "raw"
-    data.fetch(dest, local_dir=mnist_dir)
-    assert sorted(p.name for p in dest.iterdir()) == sorted(data.FILES)
-    for name, md5 in data.FILES.items():
-        assert hashlib.md5((dest / name).read_bytes()).hexdigest() == md5
-
-
-def _partial_mirror(tmp_path, mnist_dir, corrupt=None, drop=None) -> Path:
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    for name in data.FILES:
-        if name == drop:
-            continue
-        content = (mnist_dir / name).read_bytes()
-        (folder / name).write_bytes(content + b"x" if name == corrupt else content)
-    return folder
-
-
-def test_fetch_local_wrong_md5_leaves_nothing(tmp_path, mnist_dir):
-    mirror = _partial_mirror(tmp_path, mnist_dir, corrupt="t10k-labels-idx1-ubyte.gz")
-    dest = tmp_path / "raw"
-    with pytest.raises(MnistError, match="t10k-labels-idx1-ubyte.gz has MD5 .*, expected ec29112d"):
-        data.fetch(dest, local_dir=mirror)
-    assert not dest.exists()
-    assert list(tmp_path.glob(".raw.*")) == []
-
-
-def test_fetch_local_missing_file_says_what_to_do(tmp_path, mnist_dir):
-    mirror = _partial_mirror(tmp_path, mnist_dir, drop="train-labels-idx1-ubyte.gz")
-    with pytest.raises(MnistError, match="train-labels-idx1-ubyte.gz is missing: put the four MNIST"):
-        data.fetch(tmp_path / "raw", local_dir=mirror)
-    assert not (tmp_path / "raw").exists()
-
-
-def test_fetch_local_dir_not_a_folder(tmp_path):
-    with pytest.raises(MnistError, match="MNIST_LOCAL_DIR=.* is not a folder"):
-        data.fetch(tmp_path / "raw", local_dir=tmp_path / "nowhere")
-
-
-@pytest.fixture
-def http_mirror(tmp_path, mnist_dir):
-    """A loopback HTTP server whose root is a folder; yields (folder, base URL)."""
-    folder = tmp_path / "served"
-    folder.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-def test_fetch_downloads_skipping_dead_and_corrupt_mirrors(tmp_path, mnist_dir, http_mirror):
-    folder, url = http_mirror
-    (folder / "good").mkdir()
-    (folder / "bad").mkdir()
-    for name in data.FILES:
-        (folder / "good" / name).write_bytes((mnist_dir / name).read_bytes())
-        (folder / "bad" / name).write_bytes(b"corrupt")
-    dead = "http://127.0.0.1:9/"  # the discard port: connection refused
-    dest = tmp_path / "raw"
-    data.fetch(dest, mirrors=(dead, url + "bad/", url + "good/"), timeout=5)
-    for name, md5 in data.FILES.items():
-        assert data.md5_of(dest / name) == md5
-
-
-def test_fetch_without_network_or_local_folder_is_one_clear_error(tmp_path):
-    dest = tmp_path / "raw"
-    with pytest.raises(MnistError) as error:
-        data.fetch(dest, mirrors=("http://127.0.0.1:9/",), timeout=2)
-    message = str(error.value)
-    assert message.startswith("could not download train-images-idx3-ubyte.gz from any mirror")
-    assert "set MNIST_LOCAL_DIR" in message and "\n" not in message
-    assert not dest.exists()
 
 
 # --- split --------------------------------------------------------------------------------------

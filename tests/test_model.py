@@ -16,10 +16,10 @@ def test_forward_returns_logits_of_shape_n_by_10():
 def test_layer_shapes_match_the_study():
     shapes = {k: tuple(v.shape) for k, v in MyConvNet().state_dict().items() if k.endswith("weight")}
     assert shapes == {
-        "features.0.weight": (64, 1, 3, 3), "features.1.weight": (64,),
-        "features.4.weight": (128, 64, 3, 3), "features.5.weight": (128,),
-        "classifier.1.weight": (784, 6272), "classifier.3.weight": (98, 784),
-        "classifier.5.weight": (10, 98),
+        "cnn.0.weight": (64, 1, 3, 3), "cnn.1.weight": (64,),
+        "cnn.4.weight": (128, 64, 3, 3), "cnn.5.weight": (128,),
+        "fc.0.weight": (784, 6272), "fc.2.weight": (98, 784),
+        "fc.4.weight": (10, 98),
     }
 
 
@@ -42,7 +42,7 @@ class RunsCode:
 def test_crafted_pickle_is_refused_without_running_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
-    torch.save({"features.0.weight": RunsCode()}, path)  # a real checkpoint file, booby-trapped
+    torch.save({"cnn.0.weight": RunsCode()}, path)  # a real checkpoint file, booby-trapped
     with pytest.raises(MnistError, match="is not a plain state_dict and was refused"):
         load_model(path)
     assert not (tmp_path / "PWNED").exists()
@@ -50,18 +50,18 @@ def test_crafted_pickle_is_refused_without_running_code(tmp_path, monkeypatch):
 
 def test_wrong_shapes_name_the_layer(tmp_path):
     state = MyConvNet().state_dict()
-    state["classifier.3.weight"] = torch.zeros(50, 784)
+    state["fc.2.weight"] = torch.zeros(50, 784)
     path = tmp_path / "model.pt"
     torch.save(state, path)
-    with pytest.raises(MnistError, match=r"layer classifier.3.weight has shape \[50, 784\], MyConvNet expects \[98, 784\]"):
+    with pytest.raises(MnistError, match=r"layer fc.2.weight has shape \[50, 784\], MyConvNet expects \[98, 784\]"):
         load_model(path)
 
 
 def test_missing_and_extra_layers(tmp_path):
     state = MyConvNet().state_dict()
-    del state["features.1.running_mean"]
+    del state["cnn.1.running_mean"]
     torch.save(state, tmp_path / "a.pt")
-    with pytest.raises(MnistError, match="lacks weights for layer features.1.running_mean"):
+    with pytest.raises(MnistError, match="lacks weights for layer cnn.1.running_mean"):
         load_model(tmp_path / "a.pt")
     state = {**MyConvNet().state_dict(), "head.weight": torch.zeros(1)}
     torch.save(state, tmp_path / "b.pt")

@@ -11,7 +11,7 @@ import torch
 from repo_helpers import env_with, make_repo, run
 
 PARAMS = {"data.train_limit": 3000, "data.test_limit": 500,
-          "train.epochs": 3, "train.batch_size": 64, "train.bf16": False}
+          "train.epochs": 3, "train.batch_size": 64, "train.precision": "fp32"}
 DETERMINISTIC_OUTPUTS = ["metrics/train.json", "metrics/test.json", "metrics/history.csv",
                          "metrics/classes.csv", "metrics/predictions.csv", "models/model.pt"]
 

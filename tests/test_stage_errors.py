@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_dvc import data
+from mnist_dvc import download
 from mnist_dvc.model import MyConvNet
 from repo_helpers import copy_project, write_params
 
@@ -33,13 +33,13 @@ def make_project(path: Path, **overrides) -> Path:
 
 def run_stage(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
-           if k not in (data.LOCAL_DIR_ENV, "MNIST_THREADS", "no_proxy", "NO_PROXY")}
+           if k not in (download.LOCAL_DIR_ENV, "MNIST_THREADS", "no_proxy", "NO_PROXY")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # No network, on any machine: every mirror is tried through a proxy that refuses at once.
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         env[var] = "http://127.0.0.1:9"
     if local_dir is not None:
-        env[data.LOCAL_DIR_ENV] = str(local_dir)
+        env[download.LOCAL_DIR_ENV] = str(local_dir)
     return subprocess.run([sys.executable, "-m", f"stages.{name}"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -124,7 +124,7 @@ LAST = "t10k-labels-idx1-ubyte.gz"  # fetched last, so the other three are alrea
 
 def local_copy(mnist_dir: Path, folder: Path) -> Path:
     folder.mkdir()
-    for name in data.FILES:
+    for name in download.FILES:
         (folder / name).symlink_to(mnist_dir / name)
     return folder
 
@@ -145,7 +145,7 @@ def test_fetch_local_file_truncated(tmp_path, mnist_dir):
     (local / LAST).write_bytes((mnist_dir / LAST).read_bytes()[:2000])
     project = make_project(tmp_path / "project")
     done = run_stage(project, "fetch", local_dir=local)
-    assert_one_line_error(done, f"{local / LAST} has MD5", f"expected {data.FILES[LAST]}",
+    assert_one_line_error(done, f"{local / LAST} has MD5", f"expected {download.FILES[LAST]}",
                           "replace it with the genuine file")
     assert_nothing_left(project, "data/raw")
 
@@ -162,7 +162,7 @@ def test_fetch_without_network_or_local_folder(tmp_path):
     project = make_project(tmp_path / "project")
     done = run_stage(project, "fetch")
     assert_one_line_error(done, "could not download train-images-idx3-ubyte.gz from any mirror",
-                          *[m + "train-images-idx3-ubyte.gz" for m in data.MIRRORS],
+                          *[m + "train-images-idx3-ubyte.gz" for m in download.MIRRORS],
                           "check the network, or set MNIST_LOCAL_DIR")
     assert_nothing_left(project, "data/raw")
 
@@ -243,11 +243,11 @@ def test_evaluate_names_layer_with_wrong_shape(tmp_path, prepared):
     project = make_project(tmp_path / "project")
     copy_prepared(prepared, project)
     state = MyConvNet().state_dict()
-    state["classifier.5.weight"] = torch.zeros(11, 98)
+    state["fc.4.weight"] = torch.zeros(11, 98)
     (project / "models").mkdir()
     torch.save(state, project / "models/model.pt")
     done = run_stage(project, "evaluate")
-    assert_one_line_error(done, "layer classifier.5.weight has shape [11, 98], MyConvNet expects [10, 98]",
+    assert_one_line_error(done, "layer fc.4.weight has shape [11, 98], MyConvNet expects [10, 98]",
                           "retrain with dvc repro train")
     assert_nothing_left(project, *EVALUATE_OUTPUTS)
 
@@ -259,7 +259,7 @@ def test_train_stops_on_nan_and_keeps_earlier_model(tmp_path, prepared, earlier_
     project = make_project(tmp_path / "project", **{
         "optimizer": "sgdm", "scheduler": "constant", "data.train_limit": 300,
         "data.test_limit": 200, "train.lr": 1e12, "train.epochs": 2, "train.batch_size": 64,
-        "train.bf16": False})
+        "train.precision": "fp32"})
     copy_prepared(prepared, project)
     if earlier_model is not None:
         (project / "models").mkdir()

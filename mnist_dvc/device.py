@@ -1,0 +1,68 @@
+"""Where and in which precision to compute: the device, bf16 or fp32, and a record of the machine.
+
+bf16 autocast is fast only where the hardware has it (CUDA GPUs that support it, CPUs with
+AVX512-BF16 or AMX); elsewhere oneDNN emulates it and a CPU trains about 5x slower than in fp32.
+"""
+
+import contextlib
+import platform
+import sys
+from dataclasses import dataclass
+
+import torch
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # oneDNN's own check: true with AVX512-BF16 or AMX; it follows ONEDNN_MAX_CPU_ISA.
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {torch.backends.cpu.get_cpu_capability()}"
+
+
+@dataclass(frozen=True)
+class Precision:
+    dtype: str  # "bf16" or "fp32"
+    reason: str
+
+    @property
+    def bf16(self) -> bool:
+        return self.dtype == "bf16"
+
+
+def resolve_precision(choice: str, device: torch.device, warn: bool = True) -> Precision:
+    """`auto` is bf16 where it is native to the device and fp32 elsewhere; an explicit choice is
+    honoured, with a one-line warning when bf16 would be emulated (slow)."""
+    native = bf16_is_native(device)
+    where = hardware(device)
+    if choice == "fp32":
+        return Precision("fp32", "train.precision is fp32")
+    if choice == "bf16":
+        if not native and warn:
+            print(f"warning: train.precision is bf16 but {where} has no native bf16: it is emulated "
+                  "and about 5x slower than fp32 (use -S train.precision=auto)", file=sys.stderr)
+        return Precision("bf16", "train.precision is bf16")
+    if native:
+        return Precision("bf16", f"auto: {where} has native bf16")
+    return Precision("fp32", f"auto: {where} has no native bf16 (it would be emulated, ~5x slower)")
+
+
+def autocast(device: torch.device, precision: Precision):
+    if not precision.bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def machine_record(device: torch.device, precision: Precision) -> dict:
+    """What timing.json says about where a run ran: the figures depend on it."""
+    return {"device": device.type, "hardware": hardware(device), "precision": precision.dtype,
+            "precision_reason": precision.reason, "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
