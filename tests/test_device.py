@@ -1,0 +1,130 @@
+"""Device and precision choice (issue 9): `auto` follows the hardware's bf16 support, an explicit
+choice is honoured, emulated bf16 is warned about once, and timing.json says where a run ran.
+
+The capability checks are patched at the level device.py calls them (oneDNN's check for CPUs,
+torch.cuda's for GPUs), so these tests also catch a bf16_is_native that asks the wrong question.
+"""
+
+import json
+
+import pytest
+import torch
+
+from mnist_dvc import device
+
+CPU = torch.device("cpu")
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture
+def cpu_bf16(monkeypatch):
+    """set(True/False): what oneDNN reports about native bf16 on this CPU."""
+
+    def set_native(native: bool):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+
+    return set_native
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A CUDA device whose bf16 support is set(True/False); no GPU needed."""
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "Fake GPU")
+
+    def set_native(native: bool):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *_, **__: native)
+
+    return set_native
+
+
+@pytest.mark.parametrize("native, expected", [(False, "fp32"), (True, "bf16")])
+def test_auto_on_cpu_follows_onednn_bf16_support(cpu_bf16, native, expected, capsys):
+    # Bug caught: auto hard-coded to bf16 (5x slower on AVX2 CPUs) or to fp32 (slower on Zen 4).
+    cpu_bf16(native)
+    precision = device.resolve_precision("auto", CPU)
+    assert precision.dtype == expected and precision.bf16 == (expected == "bf16")
+    assert precision.reason.startswith("auto: CPU ")
+    assert ("has no native bf16" in precision.reason) == (not native)
+    assert capsys.readouterr().err == ""  # auto never warns: it picked what is fast
+
+
+@pytest.mark.parametrize("native, expected", [(False, "fp32"), (True, "bf16")])
+def test_auto_on_gpu_follows_cuda_bf16_support(fake_gpu, cpu_bf16, native, expected):
+    # Bug caught: bf16_is_native asking oneDNN (the CPU) about a GPU, or the GPU's check ignored.
+    fake_gpu(native)
+    cpu_bf16(not native)  # the CPU's answer must not leak into the GPU's
+    precision = device.resolve_precision("auto", CUDA)
+    assert precision.dtype == expected
+    assert "Fake GPU" in precision.reason
+
+
+@pytest.mark.parametrize("native", [False, True])
+@pytest.mark.parametrize("choice", ["bf16", "fp32"])
+def test_explicit_choice_is_honoured(cpu_bf16, choice, native):
+    # Bug caught: an explicit train.precision overridden by what auto would pick.
+    cpu_bf16(native)
+    precision = device.resolve_precision(choice, CPU, warn=False)
+    assert precision.dtype == choice
+    assert precision.reason == f"train.precision is {choice}"
+
+
+def test_explicit_bf16_on_cpu_without_it_warns_in_one_line(cpu_bf16, capsys):
+    # Bug caught: a silent 5x slowdown, or a warning that spills over several lines / stdout.
+    cpu_bf16(False)
+    assert device.resolve_precision("bf16", CPU).bf16
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and err.endswith("\n")
+    assert lines[0].startswith("warning: train.precision is bf16 but CPU ")
+    assert "no native bf16" in lines[0] and "-S train.precision=auto" in lines[0]
+
+
+@pytest.mark.parametrize("native, choice, warn", [(True, "bf16", True), (False, "fp32", True),
+                                                  (False, "auto", True), (False, "bf16", False)])
+def test_no_warning_otherwise(cpu_bf16, capsys, native, choice, warn):
+    # Bug caught: warning when bf16 is native, for fp32/auto, or twice (evaluate passes warn=False).
+    cpu_bf16(native)
+    device.resolve_precision(choice, CPU, warn=warn)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_autocast_runs_in_the_chosen_dtype():
+    # Bug caught: autocast entered for fp32 (slow bf16 where it is emulated) or not for bf16.
+    x = torch.randn(4, 8)
+    layer = torch.nn.Linear(8, 3)
+    with device.autocast(CPU, device.Precision("bf16", "test")):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert layer(x).dtype == torch.bfloat16
+    with device.autocast(CPU, device.Precision("fp32", "test")):
+        assert not torch.is_autocast_enabled("cpu")
+        assert layer(x).dtype == torch.float32
+
+
+def test_machine_record_says_where_and_how(cpu_bf16):
+    # Bug caught: timing.json without the precision or hardware that its figures depend on.
+    cpu_bf16(False)
+    precision = device.resolve_precision("auto", CPU)
+    record = device.machine_record(CPU, precision)
+    assert set(record) == {"device", "hardware", "precision", "precision_reason", "processor",
+                           "torch", "threads"}
+    assert record["device"] == "cpu"
+    assert record["hardware"] == f"CPU {torch.backends.cpu.get_cpu_capability()}"
+    assert record["precision"] == "fp32" and record["precision_reason"] == precision.reason
+    assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
+    assert record["processor"]
+    json.dumps(record)  # it goes into metrics/timing.json
+
+
+def test_machine_record_names_the_gpu(fake_gpu):
+    fake_gpu(True)
+    record = device.machine_record(CUDA, device.resolve_precision("auto", CUDA))
+    assert (record["device"], record["hardware"], record["precision"]) == ("cuda", "Fake GPU", "bf16")
+
+
+def test_device_selection_follows_cuda_availability(monkeypatch):
+    # Bug caught: a GPU left unused, or CUDA picked on a machine without it.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device.pick_device() == CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device.pick_device() == CUDA
