@@ -1,4 +1,5 @@
-"""The four MNIST IDX files: download from public mirrors or copy from a local folder, MD5-verified."""
+"""The raw data: the four MNIST IDX files downloaded from public mirrors or copied from a local
+folder, MD5-verified; or the seed's four .pth tensor files copied from a local folder, checked."""
 
 import hashlib
 import os
@@ -6,6 +7,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
+from mnist_dvc import data
 from mnist_dvc.atomic import atomic_dir
 from mnist_dvc.errors import MnistError
 
@@ -41,8 +43,8 @@ def _verify_md5(path: Path, name: str, origin: str) -> None:
 def _copy_local(local_dir: Path, name: str, dest: Path) -> None:
     source = local_dir / name
     if not source.is_file():
-        raise MnistError(f"{source} is missing: put the four MNIST .gz files in {local_dir}, "
-                         f"or unset {LOCAL_DIR_ENV} to download them")
+        raise MnistError(f"{source} is missing: put the four MNIST .gz files (or the seed's four "
+                         f".pth files) in {local_dir}, or unset {LOCAL_DIR_ENV} to download them")
     shutil.copyfile(source, dest)
     _verify_md5(dest, name, str(source))
 
@@ -66,22 +68,32 @@ def _download(mirrors, name: str, dest: Path, timeout: float) -> None:
 
 
 def fetch(dest: str | Path, local_dir: str | Path | None = None, mirrors=MIRRORS,
-          timeout: float = 30.0) -> None:
-    """Fill `dest` with the four verified files, from `local_dir` if given, else from the mirrors.
+          timeout: float = 30.0) -> str:
+    """Fill `dest` with four checked files, from `local_dir` if given, else from the mirrors.
 
-    The folder appears whole or not at all.
+    `local_dir` holds either the four MNIST IDX .gz files (MD5-verified) or the seed's four .pth
+    tensor files (each loaded safely and checked, as the split stage reads them). Returns which:
+    "idx" or "seed". The folder appears whole or not at all.
     """
     if local_dir is not None:
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
             raise MnistError(f"{LOCAL_DIR_ENV}={local_dir} is not a folder: point it at the folder "
-                             "holding the four MNIST .gz files, or unset it to download them")
+                             "holding the four MNIST .gz files (or the seed's four .pth files), "
+                             "or unset it to download them")
+        if data.source_kind(local_dir) == "seed":
+            data.read_sets(local_dir)  # every bad file fails here, named by its own path
+            with atomic_dir(dest) as tmp:
+                for name in data.SEED_NAMES:
+                    shutil.copyfile(local_dir / name, tmp / name)
+            return "seed"
     with atomic_dir(dest) as tmp:
         for name in FILES:
             if local_dir is not None:
                 _copy_local(local_dir, name, tmp / name)
             else:
                 _download(mirrors, name, tmp / name, timeout)
+    return "idx"
 
 
 def local_dir_from_env() -> str | None:

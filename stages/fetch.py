@@ -1,4 +1,5 @@
-"""Stage fetch: the four MNIST files, MD5-verified, into data/raw/ (from $MNIST_LOCAL_DIR if set)."""
+"""Stage fetch: the four MNIST files, MD5-verified, into data/raw/ (from $MNIST_LOCAL_DIR if set);
+or, where $MNIST_LOCAL_DIR holds the seed's four .pth tensor files, those, checked."""
 
 from mnist_dvc import download, paths
 from mnist_dvc.cli import run_stage
@@ -8,8 +9,9 @@ from mnist_dvc.params import load_params
 def main() -> None:
     load_params()  # a bad params.yaml fails here, before any download
     local_dir = download.local_dir_from_env()
-    download.fetch(paths.RAW, local_dir=local_dir)
-    print(f"fetch: 4 files verified into {paths.RAW} (from {local_dir or 'the public mirrors'})")
+    kind = download.fetch(paths.RAW, local_dir=local_dir)
+    what = "the seed's 4 .pth tensor files checked" if kind == "seed" else "4 files verified"
+    print(f"fetch: {what} into {paths.RAW} (from {local_dir or 'the public mirrors'})")
 
 
 if __name__ == "__main__":
