@@ -1,8 +1,14 @@
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from mnist_dvc.atomic import torch_save
 from mnist_dvc.errors import MnistError
+from mnist_dvc.inference import FP32, evaluate
 from mnist_dvc.model import MyConvNet, load_model
+from mnist_dvc.params import parse_params, with_overrides
+from mnist_dvc.training import fit
 
 
 def test_forward_returns_logits_of_shape_n_by_10():
@@ -72,3 +78,96 @@ def test_missing_and_extra_layers(tmp_path):
 def test_missing_model_file(tmp_path):
     with pytest.raises(MnistError, match="is missing: run the train stage"):
         load_model(tmp_path / "none.pt")
+
+
+# --- the seed's own class loads the project's weights ---------------------------------------------
+
+class SeedConvNet(nn.Module):
+    """The seed's class as the seed wrote it: blocks `cnn` and `fc`, no input normalisation, input
+    reshaped to (-1, 1, 28, 28), softmax output. Kept here verbatim in layout, not imported from
+    the project, so a renamed layer or a changed forward in MyConvNet shows up as a failure."""
+
+    def __init__(self):
+        super().__init__()
+        self.cnn = nn.Sequential(
+            nn.Conv2d(1, 64, kernel_size=3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, kernel_size=3, padding=1), nn.BatchNorm2d(128), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.fc = nn.Sequential(
+            nn.Linear(128 * 7 * 7, 784), nn.ReLU(), nn.Linear(784, 98), nn.ReLU(), nn.Linear(98, 10),
+        )
+
+    def forward(self, x):
+        x = x.reshape(-1, 1, 28, 28)
+        x = self.cnn(x)
+        x = x.view(x.size(0), -1)
+        return F.softmax(self.fc(x), dim=1)
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, mnist_train, mnist_test, default_raw):
+    """models/model.pt as the train stage writes it (best-on-valid state_dict, atomic torch_save),
+    after one epoch on 1,200 real digits; with 300 real test digits."""
+    params = parse_params(with_overrides(default_raw, {
+        "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
+        "scheduler": "constant", "train.augment": False}))
+    train, valid = mnist_train.take(torch.arange(1200)), mnist_train.take(torch.arange(1200, 1500))
+    test = mnist_test.take(torch.arange(300))
+    state = fit(params, train, valid, test, torch.device("cpu"), progress=False)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    torch_save(state.best_state, path)
+    return path, test
+
+
+def test_seed_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trained_model):
+    """The seed's class loads models/model.pt with a plain load_state_dict (strict), and the seed's
+    evaluation, one (1, 28, 28) float [0, 1] image at a time with argmax, gets the same test
+    accuracy and the same predictions as inference.evaluate. Catches layer names that differ from
+    the seed's (features/classifier), a normalisation or scaling inside MyConvNet that the seed's
+    class lacks, or evaluate scoring images prepared differently from the seed's float tensors."""
+    path, test = trained_model
+    seed_net = SeedConvNet()
+    seed_net.load_state_dict(torch.load(path))  # exactly the seed's call
+    seed_net.eval()
+    test_data = test.images.float().div(255).unsqueeze(1)  # the seed's (N, 1, 28, 28) in [0, 1]
+    predicted = []
+    with torch.no_grad():
+        for i in range(len(test_data)):
+            output = seed_net(test_data[i])  # (1, 28, 28)
+            predicted.append(int(output.argmax(dim=1)))
+    predicted = torch.tensor(predicted)
+    seed_accuracy = (predicted == test.labels).sum().item() / len(test)
+
+    _, accuracy, project_predicted = evaluate(load_model(path), test, FP32)
+    assert seed_accuracy == accuracy
+    assert torch.equal(predicted, project_predicted)
+    assert 0.5 < accuracy < 1  # a trained model, not a constant guess
+
+
+def test_seed_class_output_is_the_softmax_of_myconvnet_logits(trained_model):
+    """Same weights, same float [0, 1] input: the seed's output is softmax(MyConvNet logits).
+    Catches any transform MyConvNet.forward adds or drops relative to the seed's forward."""
+    path, test = trained_model
+    seed_net, project = SeedConvNet(), load_model(path)
+    seed_net.load_state_dict(torch.load(path))
+    seed_net.eval()
+    x = test.images[:16].float().div(255).unsqueeze(1)
+    with torch.no_grad():
+        assert torch.allclose(seed_net(x), F.softmax(project(x), dim=1), atol=1e-6)
+
+
+def test_myconvnet_gives_the_same_logits_for_every_input_shape():
+    """(28, 28) and (1, 28, 28) are one image, (N, 28, 28) and (N, 1, 28, 28) are N images, all
+    with the same logits. Catches a 3D input taken as one 3-channel image or rejected (the seed's
+    loop fed (1, 28, 28) and the project's model used to raise "expected 4D input")."""
+    model = MyConvNet().eval()
+    batch = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(batch)
+        assert reference.shape == (5, 10)
+        assert torch.allclose(model(batch[:, 0]), reference, atol=1e-5)  # (N, 28, 28)
+        for i in range(len(batch)):
+            for one in (batch[i], batch[i, 0]):  # (1, 28, 28) and (28, 28)
+                logits = model(one)
+                assert logits.shape == (1, 10)
+                assert torch.allclose(logits[0], reference[i], atol=1e-5)
