@@ -1,0 +1,147 @@
+"""The run report: one Markdown page per run (what differs from the defaults, the results, the
+machine, the per-class table, the figures), written by the report stage to reports/run.md."""
+
+import os
+from pathlib import Path
+
+from mnist_dvc.errors import MnistError
+from mnist_dvc.params import Params, as_dict
+
+REPORT = Path("reports/run.md")  # dvc.yaml declares the same (cache: false, so git keeps it)
+# The plot stage's figures (in paths.FIGURES), linked from the report with their captions.
+FIGURES = {
+    "curves.png": "Per-epoch loss and accuracy (test is monitoring only)",
+    "confusion.png": "Test confusion matrix",
+    "misclassified.png": "Misclassified test digits, true→predicted",
+}
+# The project's documented defaults: params.yaml as committed, the README's params table.
+# tests/test_run_report.py checks that params.yaml agrees; a key missing here is reported as
+# having no documented default rather than failing the run.
+DEFAULTS = {
+    "seed": 0,
+    "optimizer": "adam",
+    "scheduler": "warmup",
+    "data": {"valid_fraction": 0.167, "stratify": False, "train_limit": 0, "test_limit": 0},
+    "train": {"epochs": 8, "batch_size": 128, "lr": 0.002, "momentum": 0.9, "weight_decay": 1.0e-5,
+              "grad_clip": 10.0, "patience": 4, "label_smoothing": 0.1, "augment": True,
+              "precision": "auto", "processes": 1},
+    "steplr": {"step_size": 2, "gamma": 0.9},
+    "warmup": {"epochs": 1, "decay": "cosine", "gamma": 0.9},
+}
+NOT_RECORDED = "not recorded"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _same(a, b) -> bool:
+    # 2e-3 in params.yaml is the float 0.002, 8 may be written 8.0: compare numbers as numbers,
+    # but never a boolean as the number 1 or 0.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return a == b
+
+
+def changed_params(params: Params, defaults: dict = DEFAULTS) -> list[tuple[str, object, object]]:
+    """(key, this run's value, default) for every param that differs from the defaults, in
+    params.yaml order; the default is None where there is no documented one."""
+    known = flatten(defaults)
+    return [(key, value, known.get(key)) for key, value in flatten(as_dict(params)).items()
+            if key not in known or not _same(value, known[key])]
+
+
+def show(value) -> str:
+    """A param value as params.yaml would spell it."""
+    if value is None:
+        return "(no documented default)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _need(values: dict, key: str, origin: str):
+    if key not in values:
+        raise MnistError(f"{origin} lacks {key}: it is not from this project's stages; rerun "
+                         "dvc repro")
+    return values[key]
+
+
+def _machine(timing: dict) -> tuple[str, str]:
+    """The precision and machine lines, from the fields machine_record writes to timing.json."""
+    get = lambda key: timing.get(key, NOT_RECORDED)  # noqa: E731  (files from before they existed)
+    precision = get("precision")
+    if "precision_reason" in timing:
+        precision += f" ({timing['precision_reason']})"
+    machine = (f"{get('device')}: {get('hardware')}; processor {get('processor')}; "
+               f"torch {get('torch')}, {get('threads')} threads")
+    return precision, machine
+
+
+def render(params: Params, train: dict, test: dict, timing: dict, classes: list[dict],
+           figure_links: dict[str, str]) -> str:
+    """The report's Markdown. `train`, `test`, `timing`: metrics/train.json, test.json,
+    timing.json; `classes`: the rows of metrics/classes.csv; `figure_links`: caption -> link."""
+    t, m, s = "metrics/train.json", "metrics/test.json", "metrics/timing.json"
+    precision, machine = _machine(timing)
+    lines = [
+        "# Run report",
+        "",
+        "The latest `dvc repro` or `dvc exp run` in this workspace, written by the `report` stage "
+        "from params.yaml and metrics/. Do not edit: the next run rewrites it.",
+        "",
+        "## Result",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| test accuracy | **{_need(test, 'test_acc', m):.4f}** (loss {_need(test, 'test_loss', m):.4f}, "
+        f"macro F1 {_need(test, 'macro_f1', m):.4f}) |",
+        f"| best epoch | {_need(train, 'best_epoch', t)} of {_need(train, 'epochs_run', t)} run "
+        f"(valid accuracy {_need(train, 'best_valid_acc', t):.4f}, loss "
+        f"{_need(train, 'best_valid_loss', t):.4f}) |",
+        f"| training time | {_need(timing, 'train_seconds', s):.0f} s "
+        f"({_need(timing, 'seconds_per_epoch', s):.1f} s per epoch, per-epoch evaluation included) |",
+        f"| precision | {precision} |",
+        f"| machine | {machine} |",
+        "",
+        "## Params that differ from the defaults",
+        "",
+    ]
+    changed = changed_params(params)
+    if changed:
+        lines += ["| param | this run | default |", "|---|---|---|"]
+        lines += [f"| `{key}` | {show(value)} | {show(default)} |" for key, value, default in changed]
+    else:
+        lines.append("None: this run used the documented defaults (the README's params table).")
+    lines += ["", "## Per-class test metrics", "",
+              "| digit | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for row in classes:
+        digit, precision_, recall, f1, support = (_need(row, key, "metrics/classes.csv") for key in
+                                                 ("digit", "precision", "recall", "f1", "support"))
+        lines.append(f"| {digit} | {precision_:.4f} | {recall:.4f} | {f1:.4f} | {support} |")
+    lines += ["", "## Figures", ""]
+    for caption, link in figure_links.items():
+        lines += [f"![{caption}]({link})", ""]
+    return "\n".join(lines)
+
+
+def figure_links(figures_dir: Path, report: Path = REPORT) -> dict[str, str]:
+    """Caption -> link relative to the report, for each figure; a missing figure is an error."""
+    links = {}
+    for name, caption in FIGURES.items():
+        figure = figures_dir / name
+        if not figure.is_file():
+            raise MnistError(f"{figure} is missing: run the plot stage first (dvc repro plot)")
+        links[caption] = Path(os.path.relpath(figure, report.parent)).as_posix()
+    return links

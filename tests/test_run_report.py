@@ -1,0 +1,154 @@
+"""The run report (reports/run.md): its content from known inputs, and the stage through DVC."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_dvc import reports, run_report
+from mnist_dvc.errors import MnistError
+from repo_helpers import ROOT, env_with, make_repo, run
+
+TRAIN = {"best_valid_acc": 0.99511, "best_valid_loss": 0.087589, "best_epoch": 7, "epochs_run": 8}
+TEST = {"test_acc": 0.9952, "test_loss": 0.087038, "macro_precision": 0.995193,
+        "macro_recall": 0.995205, "macro_f1": 0.995195}
+TIMING = {"train_seconds": 328.871801, "seconds_per_epoch": 41.108975, "device": "cpu",
+          "hardware": "AMD EPYC 9R14 (avx512_bf16)", "precision": "bf16",
+          "precision_reason": "native on this CPU", "processor": "x86_64", "torch": "2.13.0+cpu",
+          "threads": 2}
+CLASSES = [{"digit": d, "precision": 1.0 if d == 0 else 0.99, "recall": 0.98, "f1": 0.985,
+            "support": 1000 + d} for d in range(10)]
+LINKS = {"Curves": "../figures/curves.png", "Confusion": "../figures/confusion.png"}
+
+
+def test_report_from_known_inputs(make_params):
+    """Every number lands in its row, rounded as shown; only the changed params are listed, with
+    this run's value and the default, in params.yaml order. Catches a metric read from the wrong
+    key (valid accuracy shown as test accuracy), a changed param left out or an unchanged one listed."""
+    params = make_params(optimizer="nadam", **{"train.epochs": 20, "train.augment": False,
+                                               "train.lr": 0.0005, "data.train_limit": 1000})
+    text = run_report.render(params, TRAIN, TEST, TIMING, CLASSES, LINKS)
+    lines = text.splitlines()
+    assert lines[0] == "# Run report"
+    for expected in [
+        "| test accuracy | **0.9952** (loss 0.0870, macro F1 0.9952) |",
+        "| best epoch | 7 of 8 run (valid accuracy 0.9951, loss 0.0876) |",
+        "| training time | 329 s (41.1 s per epoch, per-epoch evaluation included) |",
+        "| precision | bf16 (native on this CPU) |",
+        "| machine | cpu: AMD EPYC 9R14 (avx512_bf16); processor x86_64; torch 2.13.0+cpu, 2 threads |",
+        "| 0 | 1.0000 | 0.9800 | 0.9850 | 1000 |",
+        "| 9 | 0.9900 | 0.9800 | 0.9850 | 1009 |",
+        "![Curves](../figures/curves.png)",
+        "![Confusion](../figures/confusion.png)",
+    ]:
+        assert expected in lines, expected
+    start = lines.index("| param | this run | default |")
+    assert lines[start + 2:start + 7] == [
+        "| `optimizer` | nadam | adam |",
+        "| `data.train_limit` | 1000 | 0 |",
+        "| `train.epochs` | 20 | 8 |",
+        "| `train.lr` | 0.0005 | 0.002 |",
+        "| `train.augment` | false | true |",
+    ]
+    assert lines[start + 7] == ""  # nothing else listed
+    assert sum(line.startswith("| ") and line[2].isdigit() for line in lines) == 10  # one row a digit
+
+
+def test_defaults_run_says_so(make_params):
+    """The committed params.yaml is the documented defaults: nothing listed as changed. Catches a
+    2e-3 vs 0.002 or 8 vs 8.0 spelling taken for a change."""
+    text = run_report.render(make_params(), TRAIN, TEST, TIMING, CLASSES, LINKS)
+    assert "None: this run used the documented defaults" in text
+    assert "| param |" not in text
+
+
+def test_documented_defaults_match_params_yaml():
+    """run_report.DEFAULTS is the README's table of defaults; params.yaml as committed must agree.
+    Catches a default changed (or a param added) in params.yaml but not in the documented table:
+    the report would then call the new default a change, or show no default for the new key."""
+    committed = run_report.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    documented = run_report.flatten(run_report.DEFAULTS)
+    assert committed.keys() == documented.keys()
+    different = [k for k in committed if not run_report._same(committed[k], documented[k])]
+    assert different == []
+
+
+def test_a_param_without_documented_default_and_booleans(make_params):
+    """A key the defaults table lacks is listed with "(no documented default)"; true is not 1."""
+    params = make_params()
+    defaults = {k: v for k, v in run_report.DEFAULTS.items() if k != "seed"}
+    defaults["data"] = {**defaults["data"], "stratify": 1}
+    changed = {key: (value, default) for key, value, default in run_report.changed_params(params, defaults)}
+    assert changed == {"seed": (0, None), "data.stratify": (False, 1)}
+    assert run_report.show(None) == "(no documented default)"
+    assert [run_report.show(v) for v in (True, 1e-05, 0.167, 8, "adam")] == ["true", "1e-05", "0.167", "8", "adam"]
+
+
+def test_timing_from_an_older_run_says_not_recorded(make_params):
+    """timing.json from before the machine fields existed: the report says so instead of failing."""
+    old = {"train_seconds": 300.0, "seconds_per_epoch": 37.5}
+    text = run_report.render(make_params(), TRAIN, TEST, old, CLASSES, LINKS)
+    assert "| precision | not recorded |" in text
+    assert "| machine | not recorded: not recorded; processor not recorded; torch not recorded, not recorded threads |" in text
+
+
+@pytest.mark.parametrize("which, key, origin", [
+    ("train", "best_epoch", "metrics/train.json"), ("test", "test_acc", "metrics/test.json"),
+    ("timing", "train_seconds", "metrics/timing.json"), ("classes", "f1", "metrics/classes.csv")])
+def test_missing_metric_is_one_clear_error(make_params, which, key, origin):
+    inputs = {"train": dict(TRAIN), "test": dict(TEST), "timing": dict(TIMING),
+              "classes": [dict(row) for row in CLASSES]}
+    del (inputs[which][0] if which == "classes" else inputs[which])[key]
+    with pytest.raises(MnistError, match=f"{origin} lacks {key}: .*rerun dvc repro"):
+        run_report.render(make_params(), inputs["train"], inputs["test"], inputs["timing"],
+                          inputs["classes"], LINKS)
+
+
+def test_figure_links_are_relative_to_the_report(tmp_path):
+    """Links must resolve from the report's folder (GitHub renders them there). Catches a link
+    written relative to the project root (figures/curves.png from reports/ is a dead link)."""
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    for name in run_report.FIGURES:
+        (figures / name).write_bytes(b"\x89PNG")
+    report = tmp_path / "reports/run.md"
+    links = run_report.figure_links(figures, report)
+    assert list(links.values()) == ["../figures/curves.png", "../figures/confusion.png",
+                                    "../figures/misclassified.png"]
+    assert all((report.parent / link).resolve().is_file() for link in links.values())
+    (figures / "confusion.png").unlink()
+    with pytest.raises(MnistError, match="confusion.png is missing: run the plot stage first"):
+        run_report.figure_links(figures, report)
+
+
+def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
+    """`dvc repro report` on known metrics files: reports/run.md appears with the repo's changed
+    params (the test repo's small limits), links that resolve, and is left for git to commit
+    (cache: false, not in .gitignore); editing a param marks the report stage changed.
+    Catches a report not declared in dvc.yaml, kept in the DVC cache, or not rerun on -S changes."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "metrics").mkdir()
+    (repo / "figures").mkdir()
+    for name, values in (("train.json", TRAIN), ("test.json", TEST), ("timing.json", TIMING)):
+        reports.write_json(repo / "metrics" / name, values)
+    reports.write_csv(repo / "metrics/classes.csv", CLASSES)
+    for name in run_report.FIGURES:
+        (repo / "figures" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+    env = env_with(Path("/nonexistent"))
+    done = run(repo, "dvc", "repro", "--single-item", "report", env=env)
+    assert "report: reports/run.md" in done.stdout
+    text = (repo / "reports/run.md").read_text()
+    assert "| `data.train_limit` | 1200 | 0 |" in text and "| `train.epochs` | 1 | 8 |" in text
+    assert "| test accuracy | **0.9952** (loss 0.0870, macro F1 0.9952) |" in text
+    for link in [line.split("](")[1][:-1] for line in text.splitlines() if line.startswith("![")]:
+        assert (repo / "reports" / link).is_file(), link
+    ignored = subprocess.run(["git", "check-ignore", "-q", "reports/run.md"], cwd=repo)
+    assert ignored.returncode == 1  # not ignored: git commits it
+    assert [p for p in (repo / ".dvc/cache").rglob("*") if p.is_file()] == []  # not in the cache
+    assert "up to date" in run(repo, "dvc", "status", "report", env=env).stdout
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["lr"] = 0.01
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = run(repo, "dvc", "status", "report", env=env).stdout
+    assert "changed deps" in status and "params.yaml" in status and "modified" in status
