@@ -5,6 +5,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+import torch
 
 from mnist_dvc import download
 from mnist_dvc.errors import MnistError
@@ -87,3 +88,22 @@ def test_fetch_without_network_or_local_folder_is_one_clear_error(tmp_path):
     assert message.startswith("could not download train-images-idx3-ubyte.gz from any mirror")
     assert "set MNIST_LOCAL_DIR" in message and "\n" not in message
     assert not dest.exists()
+
+
+def test_fetch_says_which_source_and_copies_seed_files_verbatim(tmp_path, mnist_dir):
+    """fetch returns "idx" or "seed" (the stage prints it), and the seed's four .pth files land in
+    data/raw byte for byte, nothing else. Catches fetch converting or renaming the seed's files
+    (split would then read something other than what the user pointed at), or falling back to the
+    IDX route for a seed folder."""
+    assert download.fetch(tmp_path / "raw_idx", local_dir=mnist_dir) == "idx"
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    for name in ("train_data.pth", "test_data.pth"):
+        torch.save(torch.randint(0, 256, (12, 28, 28), dtype=torch.uint8), seed / name)
+    for name in ("train_labels.pth", "test_labels.pth"):
+        torch.save(torch.arange(12) % 10, seed / name)
+    dest = tmp_path / "raw"
+    assert download.fetch(dest, local_dir=seed) == "seed"
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in seed.iterdir())
+    for path in seed.iterdir():
+        assert (dest / path.name).read_bytes() == path.read_bytes()
