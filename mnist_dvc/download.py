@@ -43,8 +43,8 @@ def _verify_md5(path: Path, name: str, origin: str) -> None:
 def _copy_local(local_dir: Path, name: str, dest: Path) -> None:
     source = local_dir / name
     if not source.is_file():
-        raise MnistError(f"{source} is missing: put the four MNIST .gz files (or the seed's four "
-                         f".pth files) in {local_dir}, or unset {LOCAL_DIR_ENV} to download them")
+        raise MnistError(f"{source} is missing: put the four MNIST .gz files in {local_dir}, "
+                         f"or unset {LOCAL_DIR_ENV} to download them")
     shutil.copyfile(source, dest)
     _verify_md5(dest, name, str(source))
 
