@@ -76,6 +76,8 @@ class TrainParams:
     label_smoothing: float = _field(between(0, 1))
     augment: bool = _field()
     precision: str = _field(one_of(PRECISIONS))
+    # Processes training one run together (torchrun); batch_size is the global batch over all.
+    processes: int = _field(at_least(1))
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,19 @@ def _build(cls, raw: Any, where: str, source: str):
     return cls(**values)
 
 
+def _check_together(params: Params, source: str) -> Params:
+    """Rules that tie two values together."""
+    t = params.train
+    if t.batch_size < 2 * t.processes:
+        raise MnistError(f"{source}: train.batch_size = {t.batch_size} is too small for "
+                         f"train.processes = {t.processes}: each process trains a slice of every "
+                         f"batch and needs 2 images, so it must be >= {2 * t.processes} (fix it in "
+                         "params.yaml or with -S train.batch_size=...)")
+    return params
+
+
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    return _build(Params, raw, "", source)
+    return _check_together(_build(Params, raw, "", source), source)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
