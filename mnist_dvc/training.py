@@ -2,6 +2,9 @@
 weights kept, early stopping, a checkpoint after every epoch.
 
 The whole dataset lives as tensors on the device and is batched by index: no per-sample Python.
+Under torchrun (see distributed.py) the same loop runs in every process: one shared permutation
+per epoch, each process trains its slice of every global batch, DDP averages the gradients, and
+metrics, evaluation and decisions are combined so they mean what they mean in one process.
 """
 
 import math
@@ -17,6 +20,7 @@ from mnist_dvc import checkpoint as checkpoints
 from mnist_dvc.augment import random_affine
 from mnist_dvc.data import Digits
 from mnist_dvc.device import Precision, autocast, resolve_precision
+from mnist_dvc.distributed import SOLO, Group, current
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet, as_input
@@ -51,34 +55,40 @@ def _bar_disabled(progress: bool | None) -> bool | None:
     return None if progress is None else not progress  # None: bars only on a terminal
 
 
-def batch_starts(n: int, batch_size: int) -> range:
-    """Start of each training batch; a last batch of one image is dropped (BatchNorm cannot train on it)."""
-    last = n - 1 if n % batch_size == 1 else n
+def batch_starts(n: int, batch_size: int, processes: int = 1) -> range:
+    """Start of each (global) training batch. Each of `processes` trains a slice of every batch and
+    needs two images (BatchNorm), so a last batch under 2 x processes images is dropped: in one
+    process, a last batch of one image."""
+    tail = n % batch_size
+    last = n - tail if 0 < tail < 2 * processes else n
     return range(0, last, batch_size)
 
 
 def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
                 generator: torch.Generator, device: torch.device, precision: Precision,
-                progress: bool | None):
+                progress: bool | None, group: Group = SOLO):
+    """One epoch; returns train loss and accuracy over all processes' images."""
     t = params.train
     n = len(train)
-    order = torch.randperm(n, generator=generator).to(device)
+    order = torch.randperm(n, generator=generator).to(device)  # the same on every rank
+    augment_rng = generator if group.size == 1 else group.augment_generator(generator)
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     model.train()
-    for start in tqdm(batch_starts(n, t.batch_size), desc="batches", leave=False,
+    for start in tqdm(batch_starts(n, t.batch_size, group.size), desc="batches", leave=False,
                       disable=_bar_disabled(progress)):
-        index = order[start:start + t.batch_size]
+        index, weight = group.slice_batch(order[start:start + t.batch_size])
         x, y = as_input(train.images[index]), train.labels[index]
         if t.augment:
-            x = random_affine(x, generator)
+            x = random_affine(x, augment_rng)
         with autocast(device, precision):
             logits = model(x)
         logits = logits.float()
         loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # weight != 1 only for an uneven last slice: DDP's mean over ranks is then the global mean.
+        (loss if weight == 1.0 else loss * weight).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         scheduler.step()
@@ -87,18 +97,38 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
         total_loss += plain.detach() * len(index)
         correct += (logits.argmax(dim=1) == y).sum()
         seen += len(index)
-    return total_loss.item() / seen, correct.item() / seen
+    total, right, seen = group.sum([total_loss.item(), correct.item(), seen])
+    return total / seen, right / seen
+
+
+def _evaluate(model, digits: Digits, precision: Precision, group: Group) -> tuple[float, float]:
+    """Loss and accuracy of `digits`; under torchrun each rank evaluates its shard, then they sum."""
+    if group.size == 1:
+        loss, acc, _ = evaluate(model, digits, precision)
+        return loss, acc
+    part = group.shard(len(digits))
+    shard = Digits(digits.images[part], digits.labels[part])
+    loss, _, predicted = evaluate(model, shard, precision)
+    right = (predicted == shard.labels.cpu()).sum().item()
+    total, right, n = group.sum([loss * len(shard), right, len(shard)])
+    return total / n, right / n
 
 
 def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torch.device,
         precision: Precision | None = None, checkpoint: Path | None = None, fingerprint: str = "",
-        progress: bool | None = None, on_epoch=None) -> FitState:
+        progress: bool | None = None, on_epoch=None, group: Group | None = None) -> FitState:
     """Train MyConvNet; keep the best-on-valid weights; stop after `patience` stale epochs.
 
     The test set is evaluated each epoch for the curves only: it never influences selection.
     With `checkpoint`, every finished epoch is saved there and a matching one is resumed.
     `on_epoch(record)` is called after each epoch (benchmarks use it).
+    `group`: the processes training together (default: the initialized process group, else one);
+    rank 0 alone loads and saves the checkpoint, prints and calls `on_epoch`.
     """
+    group = group or current()
+    main = group.is_main
+    if not main:
+        progress = False
     t = params.train
     if t.batch_size > len(train):
         raise MnistError(f"train.batch_size = {t.batch_size} is larger than the training set "
@@ -106,21 +136,26 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
     precision = precision or resolve_precision(t.precision, device, warn=False)
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
-    model = MyConvNet().to(device).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(params, model)
-    scheduler = make_scheduler(params, optimizer, len(batch_starts(len(train), t.batch_size)))
+    net = MyConvNet().to(device).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(params, net)
+    scheduler = make_scheduler(params, optimizer,
+                               len(batch_starts(len(train), t.batch_size, group.size)))
     train, valid, test = (Digits(d.images.to(device), d.labels.to(device))
                           for d in (train, valid, test))
 
     state = FitState()
-    blob = checkpoints.load(checkpoint, fingerprint) if checkpoint else None
+    blob = None
+    if checkpoint:  # rank 0 reads it and hands it to the others: no shared disk needed
+        blob = group.share(checkpoints.load(checkpoint, fingerprint) if main else None)
     if blob is not None:
         state = FitState(**blob["state"])
-        model.load_state_dict(blob["model"])
+        net.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])
         scheduler.load_state_dict(blob["scheduler"])
         generator.set_state(blob["generator"])
-        print(f"resuming from checkpoint {checkpoint} after epoch {state.epoch}")
+        if main:
+            print(f"resuming from checkpoint {checkpoint} after epoch {state.epoch}")
+    model = group.wrap(net)
 
     epochs = tqdm(range(state.epoch + 1, t.epochs + 1), desc="epochs", initial=state.epoch,
                   total=t.epochs, disable=_bar_disabled(progress))
@@ -130,32 +165,35 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, params,
-                                            generator, device, precision, progress)
+                                            generator, device, precision, progress, group)
         if not math.isfinite(train_loss):
             kept = (f"the best model so far (epoch {state.best_epoch}) is kept in the checkpoint"
                     if checkpoint and state.best_epoch else "no finished epoch was saved")
             raise MnistError(f"training loss became {train_loss} in epoch {epoch}: lower train.lr "
                              f"(now {t.lr}); {kept}")
-        valid_loss, valid_acc, _ = evaluate(model, valid, precision)
-        test_loss, test_acc, _ = evaluate(model, test, precision)
+        group.average_buffers(net)
+        valid_loss, valid_acc = _evaluate(net, valid, precision, group)
+        test_loss, test_acc = _evaluate(net, test, precision, group)
         state.seconds += time.perf_counter() - started
         record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                   "valid_loss": valid_loss, "valid_acc": valid_acc,
                   "test_loss": test_loss, "test_acc": test_acc}
         state.history.append(record)
         state.epoch = epoch
-        if state.is_better(valid_acc, valid_loss):
+        if group.decide(state.is_better(valid_acc, valid_loss)):  # rank 0 decides for all
             state.best_epoch, state.best_valid_acc, state.best_valid_loss = epoch, valid_acc, valid_loss
-            state.best_state, state.stale = _cpu_state(model), 0
+            state.best_state, state.stale = _cpu_state(net), 0
         else:
             state.stale += 1
-        if checkpoint:
+        if checkpoint and main:
             checkpoints.save(checkpoint, fingerprint, {
-                "state": vars(state), "model": _cpu_state(model),
+                "state": vars(state), "model": _cpu_state(net),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state()})
-        epochs.write(f"epoch {epoch:3d}  lr {lr:.2e}  train {train_loss:.4f}/{train_acc:.4f}  "
-                     f"valid {valid_loss:.4f}/{valid_acc:.4f}  test {test_loss:.4f}/{test_acc:.4f}")
-        if on_epoch:
-            on_epoch(record)
+        group.barrier()  # no rank starts the next epoch before this one is saved
+        if main:
+            epochs.write(f"epoch {epoch:3d}  lr {lr:.2e}  train {train_loss:.4f}/{train_acc:.4f}  "
+                         f"valid {valid_loss:.4f}/{valid_acc:.4f}  test {test_loss:.4f}/{test_acc:.4f}")
+            if on_epoch:
+                on_epoch(record)
     return state

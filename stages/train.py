@@ -1,6 +1,10 @@
-"""Stage train: fit MyConvNet, save the best-on-valid weights, the per-epoch history and metrics."""
+"""Stage train: fit MyConvNet, save the best-on-valid weights, the per-epoch history and metrics.
 
-from mnist_dvc import paths, reports
+With train.processes > 1 it relaunches itself under torchrun (see mnist_dvc/distributed.py); every
+process trains, rank 0 alone writes.
+"""
+
+from mnist_dvc import distributed, paths, reports
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
@@ -12,29 +16,42 @@ from mnist_dvc.training import fit
 
 def main() -> None:
     params = load_params()
+    processes = params.train.processes
+    if processes > 1 and not distributed.under_torchrun():
+        distributed.launch(processes, "stages.train")  # does not return
+    with distributed.session(processes) as group:
+        train_on(params, group)
+
+
+def train_on(params, group: distributed.Group) -> None:
+    main = group.is_main
     splits = ("train", "valid", "test")
     train, valid, test = (load_digits(paths.prepared(s)) for s in splits)
-    device = pick_device()
-    precision = resolve_precision(params.train.precision, device)
-    print(f"train: {len(train)} images, {params.optimizer} + {params.scheduler}, "
-          f"{params.train.epochs} epochs at most, on {device} in {precision.dtype} ({precision.reason})")
+    device = group.device or pick_device()
+    precision = resolve_precision(params.train.precision, device, warn=main)
+    if main:
+        print(f"train: {len(train)} images, {params.optimizer} + {params.scheduler}, "
+              f"{params.train.epochs} epochs at most, on {device} in {precision.dtype} "
+              f"({precision.reason}), {group.size} process(es)")
     fingerprint = run_fingerprint(params, [paths.prepared(s) for s in splits], device)
     state = fit(params, train, valid, test, device, precision, checkpoint=paths.CHECKPOINT,
-                fingerprint=fingerprint)
-
-    torch_save(state.best_state, paths.MODEL)
-    reports.write_csv(paths.HISTORY, state.history)
-    reports.write_json(paths.TRAIN_METRICS, {
-        "best_valid_acc": state.best_valid_acc, "best_valid_loss": state.best_valid_loss,
-        "best_epoch": state.best_epoch, "epochs_run": state.epoch})
-    # Wall time of the epoch loop (per-epoch evaluation included) and the machine it ran on:
-    # the only outputs that depend on the machine.
-    reports.write_json(paths.TIMING, {"train_seconds": state.seconds,
-                                      "seconds_per_epoch": state.seconds / len(state.history),
-                                      **machine_record(device, precision)})
-    paths.CHECKPOINT.unlink(missing_ok=True)
-    print(f"train: best valid accuracy {state.best_valid_acc:.4f} at epoch {state.best_epoch} "
-          f"of {state.epoch}, {state.seconds:.0f} s")
+                fingerprint=fingerprint, group=group)
+    if main:
+        torch_save(state.best_state, paths.MODEL)
+        reports.write_csv(paths.HISTORY, state.history)
+        reports.write_json(paths.TRAIN_METRICS, {
+            "best_valid_acc": state.best_valid_acc, "best_valid_loss": state.best_valid_loss,
+            "best_epoch": state.best_epoch, "epochs_run": state.epoch})
+        # Wall time of the epoch loop (per-epoch evaluation included) and the machine it ran on:
+        # the only outputs that depend on the machine.
+        reports.write_json(paths.TIMING, {"train_seconds": state.seconds,
+                                          "seconds_per_epoch": state.seconds / len(state.history),
+                                          "processes": group.size,
+                                          **machine_record(device, precision)})
+        paths.CHECKPOINT.unlink(missing_ok=True)
+        print(f"train: best valid accuracy {state.best_valid_acc:.4f} at epoch {state.best_epoch} "
+              f"of {state.epoch}, {state.seconds:.0f} s")
+    group.barrier()  # the others end only once rank 0 has written everything
 
 
 if __name__ == "__main__":

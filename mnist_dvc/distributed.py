@@ -1,0 +1,220 @@
+"""One training run across several processes: launching through torchrun, the process group and
+the few collectives the training loop needs.
+
+One process (the default, `train.processes: 1`) never touches torch.distributed: `SOLO` answers
+every collective with its own value. With `train.processes: N > 1` the train stage replaces itself
+with `torchrun --standalone --nproc-per-node N -m stages.train` (a free rendezvous port, so two
+runs on one host never collide); each worker then joins a process group over gloo on CPUs or
+NCCL on GPUs (chosen by the device type, never by hand). `train.batch_size` is the global batch:
+each process takes an equal slice of every batch, so the same params mean the same training
+whatever N is, with the same learning rate.
+"""
+
+import contextlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from mnist_dvc.cli import THREADS_ENV
+from mnist_dvc.device import pick_device
+from mnist_dvc.errors import MnistError
+
+# A rank that waits this long in a collective for a dead or stuck peer fails instead of hanging.
+# The longest legitimate wait is rank 0 writing a checkpoint: seconds.
+TIMEOUT = timedelta(minutes=5)
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
+def backend_for(device: torch.device) -> str:
+    """NCCL between GPUs, gloo between CPU processes (NCCL cannot move CPU tensors)."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def threads_per_process(processes_on_this_host: int, cores: int | None = None) -> int:
+    """Share the cores: N processes on C cores get C // N torch threads each (at least 1)."""
+    return max(1, (cores or available_cores()) // processes_on_this_host)
+
+
+def under_torchrun() -> bool:
+    return "WORLD_SIZE" in os.environ
+
+
+def torchrun_command(processes: int, module: str) -> list[str]:
+    """This machine only; --standalone picks a free port for the rendezvous."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={processes}", "-m", module]
+
+
+def launch(processes: int, module: str) -> None:
+    """Replace this process with torchrun running `module` in `processes` processes. Exec, not a
+    child process: a signal sent to the stage (Ctrl-C, DVC stopping it) reaches torchrun, which
+    stops every worker, instead of leaving orphans training on."""
+    env = dict(os.environ)
+    # torchrun would set 1 thread per worker and warn; each worker sets its share (see `start`).
+    env.setdefault("OMP_NUM_THREADS", str(threads_per_process(processes)))
+    command = torchrun_command(processes, module)
+    print(f"train: {processes} processes: {' '.join(command[1:])}", flush=True)
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place in the run: rank `rank` of `size`, computing on `device`."""
+
+    rank: int = 0
+    size: int = 1
+    device: torch.device | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 alone prints, loads and writes checkpoints, metrics and the model."""
+        return self.rank == 0
+
+    def slice_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """This rank's contiguous part of one global batch, and the weight of its mean loss that
+        makes the averaged gradient the mean over the whole global batch (1.0 when it divides)."""
+        if self.size == 1:
+            return index, 1.0
+        mine = index.tensor_split(self.size)[self.rank]
+        return mine, len(mine) * self.size / len(index)
+
+    def shard(self, n: int) -> slice:
+        """This rank's contiguous part of `n` items (evaluation)."""
+        start, stop = (n * self.rank) // self.size, (n * (self.rank + 1)) // self.size
+        return slice(start, stop)
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over all ranks (float64; exact for counts)."""
+        if self.size == 1:
+            return values
+        total = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return total.tolist()
+
+    def decide(self, flag: bool) -> bool:
+        """Rank 0's decision, the same on every rank (best epoch, early stopping)."""
+        if self.size == 1:
+            return flag
+        value = torch.tensor([int(flag)], device=self.device)
+        dist.broadcast(value, src=0)
+        return bool(value.item())
+
+    def share(self, obj):
+        """Rank 0's object (e.g. the checkpoint it loaded) on every rank: no shared disk needed."""
+        if self.size == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            if self.device is not None and self.device.type == "cuda":
+                dist.barrier(device_ids=[self.device.index])
+            else:
+                dist.barrier()
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DDP averages gradients during backward. BatchNorm statistics stay per rank (no buffer
+        broadcast each step); `average_buffers` merges them before every evaluation."""
+        if self.size == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
+
+    def average_buffers(self, model: torch.nn.Module) -> None:
+        """Mean BatchNorm running statistics over ranks: every rank then evaluates (and rank 0
+        saves) the same model."""
+        if self.size == 1:
+            return
+        for buffer in model.buffers():
+            if buffer.is_floating_point():
+                dist.all_reduce(buffer)
+                buffer.div_(self.size)
+
+    def augment_generator(self, generator: torch.Generator) -> torch.Generator:
+        """A per-rank, per-epoch generator for augmentation, seeded from the shared generator:
+        ranks draw different transforms for their different images, the shared generator stays
+        identical on all ranks (the next epoch's permutation), and a resumed run redraws the same."""
+        base = int(torch.randint(0, 2**62, (1,), generator=generator))
+        return torch.Generator().manual_seed(base + self.rank)
+
+
+SOLO = Group()
+
+
+def current() -> Group:
+    """The group this process trains in: the initialized process group, else SOLO."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return SOLO
+    device = pick_device()
+    if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    return Group(dist.get_rank(), dist.get_world_size(), device)
+
+
+def start(processes: int, timeout: timedelta = TIMEOUT) -> Group:
+    """Join the process group torchrun set up (SOLO without torchrun). The world size must be
+    `train.processes`, so params and dvc.lock say how the outputs were made."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world != processes:
+        raise MnistError(f"torchrun started {world} processes but train.processes = {processes}: "
+                         f"set train.processes to {world} (the total over all machines) or "
+                         f"launch {processes}")
+    if world == 1:
+        return SOLO
+    missing = [name for name in TORCHRUN_ENV if name not in os.environ]
+    if missing:
+        raise MnistError(f"WORLD_SIZE is set but {missing[0]} is not: launch with torchrun, "
+                         "not by hand")
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    if not os.environ.get(THREADS_ENV):
+        torch.set_num_threads(threads_per_process(int(os.environ["LOCAL_WORLD_SIZE"])))
+    device = pick_device()
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise MnistError(f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} "
+                             "on this machine): lower --nproc-per-node to the GPU count")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend_for(device), timeout=timeout,
+                            device_id=device if device.type == "cuda" else None)
+    return Group(rank, world, device)
+
+
+# What gloo and NCCL say when a peer is gone or silent (gloo raises plain RuntimeErrors).
+PEER_FAILURE = re.compile(r"gloo|nccl|timed out|connection (closed|reset|refused)|broken pipe",
+                          re.IGNORECASE)
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    return isinstance(exc, dist.DistError) or bool(PEER_FAILURE.search(str(exc)))
+
+
+@contextlib.contextmanager
+def session(processes: int, timeout: timedelta = TIMEOUT):
+    """`start`, then leave the process group; a failed or silent peer becomes one clear error."""
+    group = start(processes, timeout)
+    try:
+        yield group
+    except RuntimeError as exc:
+        if group.size == 1 or not is_peer_failure(exc):
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise MnistError(f"rank {group.rank}: another training process died or stopped answering "
+                         f"({first[:200]}): rerun dvc repro to resume from the last finished "
+                         "epoch") from None
+    finally:
+        if group.size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
