@@ -1,0 +1,370 @@
+"""One training run over several processes (torchrun + DDP, gloo on this CPU).
+
+Three layers: the slicing and launch rules alone (fast); two gloo ranks spawned in-process that
+must train and evaluate exactly like one process; and `dvc repro` with `train.processes: 2`,
+compared with `train.processes: 1`, killed mid-epoch and resumed.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from mnist_dvc import distributed, training
+from mnist_dvc.data import Digits
+from mnist_dvc.distributed import SOLO, Group
+from mnist_dvc.errors import MnistError
+from mnist_dvc.inference import FP32, evaluate
+from mnist_dvc.optimizers import make_optimizer, make_scheduler
+from mnist_dvc.reports import parse_csv
+from repo_helpers import ROOT, env_with, make_repo, run
+
+# 1466 training images split into 1221 train (19 batches of 64 + 5: an uneven last batch, sliced
+# 3 + 2) and 245 valid; 401 test. Odd counts: a metric computed on one rank's shard only cannot
+# look like a whole-set metric (see whole_set).
+PARAMS = {"data.train_limit": 1466, "data.test_limit": 401, "train.epochs": 2,
+          "train.batch_size": 64, "train.precision": "fp32"}
+N_TRAIN, N_VALID, N_TEST = 1221, 245, 401
+OUTPUTS = ["metrics/train.json", "metrics/test.json", "metrics/history.csv",
+           "metrics/classes.csv", "metrics/predictions.csv", "models/model.pt"]
+
+
+# ---- rules ---------------------------------------------------------------------------------
+
+def test_backend_follows_the_device():
+    # Bug caught: NCCL picked for CPU tensors (it cannot move them) or gloo between GPUs (slow).
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    assert distributed.backend_for(torch.device("cuda", 0)) == "nccl"
+    assert distributed.backend_for(torch.device("cuda")) == "nccl"
+
+
+@pytest.mark.parametrize("n", [2, 3, 64, 65, 66, 67, 68, 69, 127, 128, 1221])
+def test_one_process_batches_are_unchanged(n):
+    # Bug caught: the multi-process rule changes the one-process schedule (and the baseline).
+    one = training.batch_starts(n, 64, 1)
+    assert one == training.batch_starts(n, 64)
+    assert list(one) == list(range(0, n - 1 if n % 64 == 1 else n, 64))
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("n", [1221, 1217, 1216, 200])
+def test_each_epoch_is_split_into_disjoint_slices_with_exact_weights(processes, n):
+    # Bugs caught: every rank trains the whole batch (or overlapping slices), a rank gets fewer
+    # than 2 images (BatchNorm fails) or none (DDP hangs), and the uneven last slice weighs like
+    # a full one (the averaged gradient is then not the global batch mean).
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    groups = [Group(rank, processes) for rank in range(processes)]
+    seen = []
+    for start in training.batch_starts(n, 64, processes):
+        batch = order[start:start + 64]
+        parts = [g.slice_batch(batch) for g in groups]
+        assert torch.equal(torch.cat([index for index, _ in parts]), batch)
+        for index, weight in parts:
+            assert len(index) >= 2
+            # DDP averages over ranks: each image's gradient then counts 1 / len(batch).
+            assert weight / (processes * len(index)) == pytest.approx(1 / len(batch))
+        seen.append(batch)
+    used = torch.cat(seen)
+    assert len(set(used.tolist())) == len(used)
+    assert n - len(used) < 2 * processes  # only a too-small last batch is dropped
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("n", [0, 1, 5, 245, 401])
+def test_evaluation_shards_cover_the_set_once(processes, n):
+    # Bug caught: an image evaluated twice or never (wrong valid/test accuracy under torchrun).
+    items = torch.arange(n)
+    shards = [items[Group(rank, processes).shard(n)] for rank in range(processes)]
+    assert torch.equal(torch.cat(shards), items)
+
+
+def test_cores_are_shared_between_processes():
+    # Bug caught: N processes each using every core (oversubscribed, much slower) or 0 threads.
+    assert distributed.threads_per_process(2, cores=2) == 1
+    assert distributed.threads_per_process(2, cores=16) == 8
+    assert distributed.threads_per_process(4, cores=2) == 1
+
+
+def test_torchrun_line_uses_a_free_port():
+    # Bug caught: a fixed rendezvous port, on which two runs on one host (two queue workers) collide.
+    command = distributed.torchrun_command(2, "stages.train")
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert "--standalone" in command and "--nproc-per-node=2" in command
+    assert command[-2:] == ["-m", "stages.train"]
+    assert not any("port" in part for part in command)
+
+
+def test_processes_param_is_validated(make_params):
+    # Bug caught: 0 processes, or a global batch too small to give each process 2 images.
+    assert make_params().train.processes == 1  # the default: one process, no torchrun
+    with pytest.raises(MnistError, match=r"train.processes = 0 is invalid: must be >= 1 .*-S train.processes="):
+        make_params(**{"train.processes": 0})
+    with pytest.raises(MnistError, match=r"train.batch_size = 4 is too small for train.processes = 3: "
+                                         r".* must be >= 6 .*-S train.batch_size="):
+        make_params(**{"train.processes": 3, "train.batch_size": 4})
+
+
+def test_world_size_must_match_the_param(monkeypatch):
+    # Bug caught: a hand-started torchrun with another N trains while params.yaml and dvc.lock
+    # say something else.
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(MnistError, match="torchrun started 4 processes but train.processes = 2: "
+                                         "set train.processes to 4"):
+        distributed.start(2)
+    monkeypatch.delenv("WORLD_SIZE")
+    assert distributed.start(1) is SOLO
+
+
+# ---- two gloo ranks in-process -------------------------------------------------------------
+
+def _linear_model() -> torch.nn.Module:
+    torch.manual_seed(0)  # no BatchNorm: the only model for which 2 ranks must equal 1 exactly
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+
+
+def _train_one_epoch(params, train: Digits, group: Group):
+    net = _linear_model()
+    model = group.wrap(net)
+    optimizer = make_optimizer(params, net)
+    steps = len(training.batch_starts(len(train), params.train.batch_size, group.size))
+    scheduler = make_scheduler(params, optimizer, steps)
+    loss, acc = training.train_epoch(model, train, optimizer, scheduler, params,
+                                     torch.Generator().manual_seed(0), torch.device("cpu"), FP32,
+                                     False, group)
+    return net, loss, acc
+
+
+def _rank_main(rank: int, store: str, params, train: Digits, valid: Digits, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))
+    torch.set_num_threads(1)
+    group = Group(rank, 2, torch.device("cpu"))
+    net, loss, acc = _train_one_epoch(params, train, group)
+    valid_loss, valid_acc = training._evaluate(net, valid, FP32, group)
+
+    bn = torch.nn.BatchNorm2d(3)
+    bn.running_mean.fill_(float(rank))
+    group.average_buffers(bn)
+    result = {"state": net.state_dict(), "loss": loss, "acc": acc,
+              "valid": (valid_loss, valid_acc), "bn_mean": bn.running_mean.tolist(),
+              "decided": group.decide(rank == 0),
+              "shared": group.share({"from": rank})}
+    torch.save(result, Path(out) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_ranks_train_and_evaluate_like_one_process(tmp_path, make_params, mnist_train):
+    # Bugs caught: gradients summed instead of averaged (2x lr), the uneven last slice mis-weighted,
+    # ranks drawing different permutations, train metrics or valid accuracy from one rank's
+    # share only, ranks deciding differently, BatchNorm statistics left per rank.
+    params = make_params(**{"train.augment": False, "train.batch_size": 64,
+                            "train.label_smoothing": 0.0, "train.processes": 2})
+    train = mnist_train.take(torch.arange(N_TRAIN))
+    valid = mnist_train.take(torch.arange(N_TRAIN, N_TRAIN + N_VALID))
+    mp.spawn(_rank_main, args=(str(tmp_path / "store"), params, train, valid, str(tmp_path)),
+             nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+    net, loss, acc = _train_one_epoch(params, train, SOLO)
+    valid_loss, valid_acc, _ = evaluate(net, valid, FP32)
+    for result in ranks:
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(result["state"][key], value, rtol=1e-4, atol=1e-5)
+        assert result["loss"] == pytest.approx(loss, rel=1e-5)
+        assert result["acc"] == acc  # counted over both ranks' images
+        assert result["valid"][0] == pytest.approx(valid_loss, rel=1e-5)
+        assert result["valid"][1] == valid_acc  # the whole valid set, each image once
+        assert result["bn_mean"] == [0.5, 0.5, 0.5]
+        assert result["decided"] is True
+        assert result["shared"] == {"from": 0}
+
+
+# ---- torchrun through dvc repro ------------------------------------------------------------
+
+def _repro(repo: Path, env: dict) -> subprocess.CompletedProcess:
+    return run(repo, "dvc", "repro", "evaluate", env=env)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, mnist_dir):
+    repo = make_repo(tmp_path_factory.mktemp("one") / "repo", PARAMS)
+    # One thread: this only compares metrics, and on a shared 2-core machine one process with
+    # two threads can be several times slower.
+    _repro(repo, dict(env_with(mnist_dir), MNIST_THREADS="1"))
+    return repo
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, mnist_dir):
+    repo = make_repo(tmp_path_factory.mktemp("two") / "repo", {**PARAMS, "train.processes": 2})
+    done = _repro(repo, env_with(mnist_dir))
+    return repo, done.stdout
+
+
+def whole_set(accuracy: float, n: int) -> bool:
+    """accuracy = k / n for a whole k (written to 6 decimals): n is odd, so k / (n // 2) from one
+    rank's shard fails."""
+    return abs(accuracy * n - round(accuracy * n)) < n * 1e-6
+
+
+def test_two_processes_write_one_set_of_outputs_close_to_one_process(one_process, two_processes):
+    # Bugs caught: every rank writing (or printing) its own outputs, metrics of rank 0's share
+    # only, a saved model other than the one evaluated, a checkpoint left behind, and training
+    # that drifts from the one-process run with the same global batch (e.g. a scaled lr).
+    repo, stdout = two_processes
+    assert "--standalone --nproc-per-node=2 -m stages.train" in stdout
+    for epoch in (1, 2):
+        assert stdout.count(f"epoch   {epoch} ") == 1
+    for name in OUTPUTS:
+        assert (repo / name).is_file(), name
+    assert not (repo / "checkpoints/train.pt").exists()
+    timing = json.loads((repo / "metrics/timing.json").read_text())
+    assert (timing["processes"], timing["threads"]) == (2, distributed.threads_per_process(2))
+
+    history = parse_csv((repo / "metrics/history.csv").read_text())
+    for row in history:
+        assert whole_set(float(row["train_acc"]), N_TRAIN)
+        assert whole_set(float(row["valid_acc"]), N_VALID)
+        assert whole_set(float(row["test_acc"]), N_TEST)
+    trained = json.loads((repo / "metrics/train.json").read_text())
+    tested = json.loads((repo / "metrics/test.json").read_text())
+    # The evaluate stage (one process, on models/model.pt) agrees with rank-sharded evaluation of
+    # the best epoch, to one image (different batch boundaries can flip one near-tie).
+    best = history[trained["best_epoch"] - 1]
+    assert abs(float(best["test_acc"]) - tested["test_acc"]) <= 1 / N_TEST + 1e-9
+
+    single = parse_csv((one_process / "metrics/history.csv").read_text())
+    one_trained = json.loads((one_process / "metrics/train.json").read_text())
+    one_tested = json.loads((one_process / "metrics/test.json").read_text())
+    assert len(single) == len(history) == 2
+    # Measured: 0.6403 vs 0.6605 train loss, 0.886 vs 0.890 valid, 0.920 vs 0.910 test. Per-rank
+    # BatchNorm batches (32 images) and augmentation draws differ; nothing else does.
+    assert float(history[-1]["train_loss"]) == pytest.approx(float(single[-1]["train_loss"]), rel=0.1)
+    assert trained["best_valid_acc"] == pytest.approx(one_trained["best_valid_acc"], abs=0.03)
+    assert tested["test_acc"] == pytest.approx(one_tested["test_acc"], abs=0.03)
+    assert float(history[0]["lr"]) == float(single[0]["lr"])  # same schedule: same step count
+
+
+def _checkpoint_epoch(repo: Path) -> int:
+    try:
+        return torch.load(repo / "checkpoints/train.pt", weights_only=True)["state"]["epoch"]
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return 0
+
+
+def _rank_pid(repo: Path, rank: int) -> int | None:
+    """The torchrun worker of this rank training in `repo`."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if (cwd == str(repo) and f"RANK={rank}".encode() in environ
+                and any(e.startswith(b"TORCHELASTIC_RUN_ID=") for e in environ)):
+            return int(proc.name)
+    return None
+
+
+def test_killing_one_rank_fails_the_stage_and_a_rerun_resumes(tmp_path, mnist_dir, two_processes):
+    # Bugs caught: the surviving rank hanging forever on its dead peer, a partial model written,
+    # a checkpoint that only rank 0 can use (or that ranks resume differently), and a resumed
+    # run that ends unlike an uninterrupted one.
+    env = env_with(mnist_dir)
+    repo = make_repo(tmp_path / "repo", {**PARAMS, "train.processes": 2})
+    process = subprocess.Popen(["dvc", "repro", "evaluate"], cwd=repo, env=env,
+                               start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while _checkpoint_epoch(repo) < 1:
+            assert process.poll() is None, "dvc repro ended before the first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.1)
+        time.sleep(0.5)  # into epoch 2
+        victim = _rank_pid(repo, 1)
+        assert victim is not None, "no rank-1 torchrun worker found"
+        killed = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode != 0
+    assert time.monotonic() - killed < 60, "the stage took over a minute to fail"
+    assert "Signal 9 (SIGKILL)" in output and "rank      : 1" in output  # torchrun names the rank
+    assert not (repo / "models/model.pt").exists()
+    assert _checkpoint_epoch(repo) == 1
+
+    done = _repro(repo, env)
+    assert "resuming from checkpoint checkpoints/train.pt after epoch 1" in done.stdout
+    assert "epoch   1 " not in done.stdout
+    clean, _ = two_processes
+    for name in OUTPUTS:
+        assert (repo / name).read_bytes() == (clean / name).read_bytes(), name
+
+
+# ---- torchrun jobs side by side, and a silent peer -----------------------------------------
+
+PROBE = """
+import sys, time
+from datetime import timedelta
+from mnist_dvc import distributed
+from mnist_dvc.cli import run_stage
+
+def main():
+    with distributed.session(2, timeout=timedelta(seconds=3)) as group:
+        if group.rank == 1 and sys.argv[1:] == ["silent"]:
+            time.sleep(120)
+        total = group.sum([group.rank + 1.0])
+        if group.is_main:
+            print(f"sum {total[0]:g}")
+
+run_stage(main)
+"""
+
+
+def _start_probe(folder: Path, *args: str) -> subprocess.Popen:
+    (folder / "probe.py").write_text(PROBE)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    command = distributed.torchrun_command(2, "probe") + list(args)
+    return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_torchrun_jobs_on_one_host_do_not_collide(tmp_path):
+    # Bug caught: both jobs rendezvous on one fixed port: the second fails or joins the first.
+    folders = [tmp_path / "a", tmp_path / "b"]
+    jobs = []
+    for folder in folders:
+        folder.mkdir()
+        jobs.append(_start_probe(folder))
+    for job in jobs:
+        out, err = job.communicate(timeout=120)
+        assert job.returncode == 0, err
+        assert "sum 3" in out
+
+
+def test_a_silent_peer_times_out_with_one_clear_line(tmp_path):
+    # Bug caught: no process-group timeout: a stuck rank leaves the others waiting forever.
+    started = time.monotonic()
+    job = _start_probe(tmp_path, "silent")
+    _, err = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert time.monotonic() - started < 60  # 3 s timeout, not the 120 s sleep
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert "rank 0: another training process died or stopped answering" in errors[0]
+    assert "Timed out" in errors[0] and errors[0].endswith("resume from the last finished epoch")
