@@ -2,7 +2,6 @@
 split train/valid (seeded), store and load the splits."""
 
 import gzip
-import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -12,21 +11,11 @@ import torch
 
 from mnist_dvc.atomic import atomic_dir, torch_save
 from mnist_dvc.errors import MnistError
+from mnist_dvc.mnist import IDX_PREFIXES, IMAGE_SIZE, NUM_CLASSES, source_kind
+from mnist_dvc.seed_files import read_seed_set
 
 # Largest file we accept after decompression: the 60k training images are 47,040,016 bytes.
 MAX_IDX_BYTES = 64 * 2**20
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
-# The four IDX files, by set; the test set's prefix is "t10k".
-IDX_PREFIXES = {"train": "train", "test": "t10k"}
-IDX_NAMES = tuple(f"{prefix}-{kind}-ubyte.gz" for prefix in IDX_PREFIXES.values()
-                  for kind in ("images-idx3", "labels-idx1"))
-# The seed's own dataset: four tensors written with torch.save, (images, labels) per set.
-SEED_FILES = {"train": ("train_data.pth", "train_labels.pth"),
-              "test": ("test_data.pth", "test_labels.pth")}
-SEED_NAMES = tuple(name for pair in SEED_FILES.values() for name in pair)
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def parse_idx(raw: bytes, name: str = "IDX data") -> torch.Tensor:
@@ -113,110 +102,11 @@ def read_split(raw_dir: str | Path, prefix: str) -> Digits:
     return Digits(images.contiguous(), labels.long())
 
 
-# --- the seed's .pth tensor files ----------------------------------------------------------------
-
-def source_kind(folder: str | Path) -> str:
-    """Which source a folder holds: "seed" if any of the seed's .pth files is there, else "idx".
-
-    Both kinds at once is refused: which one a run used would be a guess.
-    """
-    folder = Path(folder)
-    idx = [name for name in IDX_NAMES if (folder / name).exists()]
-    seed = [name for name in SEED_NAMES if (folder / name).exists()]
-    if idx and seed:
-        raise MnistError(f"{folder} holds both MNIST .gz files ({idx[0]}) and the seed's .pth files "
-                         f"({seed[0]}): keep only one of the two sets in that folder")
-    return "seed" if seed else "idx"
-
-
-def load_tensor(path: str | Path) -> torch.Tensor:
-    """One tensor saved with torch.save, loaded with weights_only=True: a pickled object is refused
-    without running it."""
-    path = Path(path)
-    if not path.is_file():
-        raise MnistError(f"{path} is missing: the seed's dataset is four files "
-                         f"({', '.join(SEED_NAMES)}); put all four in {path.parent}")
-    try:
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for pickled objects and non-torch files alike
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found:
-            raise MnistError(f"{path} holds a pickled object ({found.group(1)}), refused without "
-                             "running it: save a plain tensor, torch.save(torch.as_tensor(x), "
-                             "path)") from None
-        raise MnistError(f"{path} is not a file written by torch.save ({type(exc).__name__}): "
-                         "save the tensor with torch.save(tensor, path)") from None
-    if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
-        kind = f"{value.layout} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
-        raise MnistError(f"{path} holds a {kind}, not a dense tensor: save the tensor itself, "
-                         "torch.save(tensor, path)")
-    return value.detach()
-
-
-def seed_images(images: torch.Tensor, name: str) -> torch.Tensor:
-    """The seed's images as (N, 28, 28) uint8: from uint8 0-255 or float 0-1 (x -> round(255 x)),
-    shaped (N, 28, 28) or (N, 1, 28, 28)."""
-    shape = list(images.shape)
-    if images.ndim == 4 and images.shape[1] == 1:  # (N, 1, 28, 28): one channel
-        images = images[:, 0]
-    if images.ndim != 3 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
-        raise MnistError(f"{name} has shape {shape}, expected [N, 28, 28] or [N, 1, 28, 28]: save "
-                         "the images as one tensor of 28x28 grayscale digits")
-    if len(images) == 0:
-        raise MnistError(f"{name} holds no images (shape {shape}): save the set's images there")
-    if images.dtype == torch.uint8:
-        return images.clone(memory_format=torch.contiguous_format)
-    if images.dtype not in FLOAT_DTYPES:
-        raise MnistError(f"{name} has dtype {str(images.dtype).removeprefix('torch.')}: images "
-                         "must be uint8 (0-255) or float (0-1); convert them, e.g. "
-                         "images.to(torch.uint8) for 0-255 values or images.float() / 255")
-    if not torch.isfinite(images).all():
-        raise MnistError(f"{name} holds NaN or infinite values: save the raw pixels, as uint8 "
-                         "0-255 or float 0-1")
-    low, high = images.min().item(), images.max().item()
-    if low < 0 or high > 1:
-        raise MnistError(f"{name} holds values from {low:g} to {high:g}, outside [0, 1]: float "
-                         "images must be raw pixels scaled to [0, 1] (x / 255), not 0-255 nor "
-                         "normalised with a mean and std; save them that way, or as uint8")
-    return (images.float() * 255).round_().to(torch.uint8)
-
-
-def seed_labels(labels: torch.Tensor, name: str) -> torch.Tensor:
-    """The seed's labels as (N,) int64: integers 0-9 of any integer dtype."""
-    if labels.dtype not in INTEGER_DTYPES:
-        raise MnistError(f"{name} has dtype {str(labels.dtype).removeprefix('torch.')}: labels "
-                         "must be integers 0-9; save them with labels.long()")
-    if labels.ndim != 1:
-        raise MnistError(f"{name} has shape {list(labels.shape)}, expected [N]: save one flat "
-                         "tensor of digits (labels.flatten())")
-    if len(labels) == 0:
-        raise MnistError(f"{name} holds no labels: save the set's labels there")
-    low, high = labels.min().item(), labels.max().item()
-    if low < 0 or high >= NUM_CLASSES:
-        bad = low if low < 0 else high
-        raise MnistError(f"{name} holds the label {bad}, outside 0-9: save the digit of each "
-                         "image, 0 to 9")
-    return labels.to(torch.int64, memory_format=torch.contiguous_format, copy=True)
-
-
-def read_seed_set(folder: str | Path, which: str) -> Digits:
-    """One set ('train' or 'test') from the seed's .pth files, checked and as the IDX route gives it."""
-    folder = Path(folder)
-    images_name, labels_name = SEED_FILES[which]
-    images = seed_images(load_tensor(folder / images_name), str(folder / images_name))
-    labels = seed_labels(load_tensor(folder / labels_name), str(folder / labels_name))
-    if len(images) != len(labels):
-        raise MnistError(f"{folder / images_name} holds {len(images)} images but {labels_name} "
-                         f"holds {len(labels)} labels: the two files do not belong together; save "
-                         "the images and labels of the same set")
-    return Digits(images, labels)
-
-
 def read_sets(raw_dir: str | Path) -> tuple[Digits, Digits]:
     """The training and test sets from whichever source `raw_dir` holds: the four MNIST IDX .gz
     files or the seed's four .pth tensor files. Both give the same uint8 images, int64 labels."""
     if source_kind(raw_dir) == "seed":
-        return read_seed_set(raw_dir, "train"), read_seed_set(raw_dir, "test")
+        return Digits(*read_seed_set(raw_dir, "train")), Digits(*read_seed_set(raw_dir, "test"))
     return read_split(raw_dir, IDX_PREFIXES["train"]), read_split(raw_dir, IDX_PREFIXES["test"])
 
 

@@ -7,17 +7,11 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from mnist_dvc import data
 from mnist_dvc.atomic import atomic_dir
 from mnist_dvc.errors import MnistError
+from mnist_dvc.mnist import IDX_FILES, SEED_FILES, SEED_NAMES, source_kind
+from mnist_dvc.seed_files import read_seed_set
 
-# The canonical files and their well-known MD5s (the values torchvision checks).
-FILES = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
 # Tried in order; the first is torchvision's primary mirror.
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -35,8 +29,8 @@ def md5_of(path: Path) -> str:
 
 def _verify_md5(path: Path, name: str, origin: str) -> None:
     actual = md5_of(path)
-    if actual != FILES[name]:
-        raise MnistError(f"{origin} has MD5 {actual}, expected {FILES[name]}: the file is corrupt "
+    if actual != IDX_FILES[name]:
+        raise MnistError(f"{origin} has MD5 {actual}, expected {IDX_FILES[name]}: the file is corrupt "
                          f"or not the MNIST {name}; replace it with the genuine file")
 
 
@@ -81,14 +75,15 @@ def fetch(dest: str | Path, local_dir: str | Path | None = None, mirrors=MIRRORS
             raise MnistError(f"{LOCAL_DIR_ENV}={local_dir} is not a folder: point it at the folder "
                              "holding the four MNIST .gz files (or the seed's four .pth files), "
                              "or unset it to download them")
-        if data.source_kind(local_dir) == "seed":
-            data.read_sets(local_dir)  # every bad file fails here, named by its own path
+        if source_kind(local_dir) == "seed":
+            for which in SEED_FILES:  # every bad file fails here, named by its own path
+                read_seed_set(local_dir, which)
             with atomic_dir(dest) as tmp:
-                for name in data.SEED_NAMES:
+                for name in SEED_NAMES:
                     shutil.copyfile(local_dir / name, tmp / name)
             return "seed"
     with atomic_dir(dest) as tmp:
-        for name in FILES:
+        for name in IDX_FILES:
             if local_dir is not None:
                 _copy_local(local_dir, name, tmp / name)
             else:
@@ -103,7 +98,7 @@ def local_dir_from_env() -> str | None:
 def first_complete_dir(candidates) -> Path | None:
     """The first of these folders that holds all four MNIST files (None entries are skipped)."""
     for candidate in filter(None, candidates):
-        if all((Path(candidate) / name).is_file() for name in FILES):
+        if all((Path(candidate) / name).is_file() for name in IDX_FILES):
             return Path(candidate)
     return None
 

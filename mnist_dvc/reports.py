@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from mnist_dvc.atomic import write_text
-from mnist_dvc.data import NUM_CLASSES
+from mnist_dvc.mnist import NUM_CLASSES
 from mnist_dvc.errors import MnistError
 
 

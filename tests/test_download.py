@@ -7,22 +7,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_dvc import download
+from mnist_dvc import download, mnist
 from mnist_dvc.errors import MnistError
 
 
 def test_fetch_from_local_folder_verifies_md5(tmp_path, mnist_dir):
     dest = tmp_path / "raw"
     download.fetch(dest, local_dir=mnist_dir)
-    assert sorted(p.name for p in dest.iterdir()) == sorted(download.FILES)
-    for name, md5 in download.FILES.items():
+    assert sorted(p.name for p in dest.iterdir()) == sorted(mnist.IDX_FILES)
+    for name, md5 in mnist.IDX_FILES.items():
         assert hashlib.md5((dest / name).read_bytes()).hexdigest() == md5
 
 
 def _partial_mirror(tmp_path, mnist_dir, corrupt=None, drop=None) -> Path:
     folder = tmp_path / "mirror"
     folder.mkdir()
-    for name in download.FILES:
+    for name in mnist.IDX_FILES:
         if name == drop:
             continue
         content = (mnist_dir / name).read_bytes()
@@ -70,13 +70,13 @@ def test_fetch_downloads_skipping_dead_and_corrupt_mirrors(tmp_path, mnist_dir, 
     folder, url = http_mirror
     (folder / "good").mkdir()
     (folder / "bad").mkdir()
-    for name in download.FILES:
+    for name in mnist.IDX_FILES:
         (folder / "good" / name).write_bytes((mnist_dir / name).read_bytes())
         (folder / "bad" / name).write_bytes(b"corrupt")
     dead = "http://127.0.0.1:9/"  # the discard port: connection refused
     dest = tmp_path / "raw"
     download.fetch(dest, mirrors=(dead, url + "bad/", url + "good/"), timeout=5)
-    for name, md5 in download.FILES.items():
+    for name, md5 in mnist.IDX_FILES.items():
         assert download.md5_of(dest / name) == md5
 
 
@@ -107,3 +107,57 @@ def test_fetch_says_which_source_and_copies_seed_files_verbatim(tmp_path, mnist_
     assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in seed.iterdir())
     for path in seed.iterdir():
         assert (dest / path.name).read_bytes() == path.read_bytes()
+
+
+# --- find_or_download: where tests and benchmarks get MNIST ---------------------------------------
+
+@pytest.fixture
+def bare_machine(tmp_path, monkeypatch):
+    """A project folder with no ../shared, no data/raw, no MNIST_LOCAL_DIR and an empty user cache."""
+    monkeypatch.delenv(download.LOCAL_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    project = tmp_path / "machine" / "project"
+    project.mkdir(parents=True)
+    return project
+
+
+def test_find_or_download_downloads_once_into_the_cache_then_reuses_it(bare_machine, mnist_dir,
+                                                                        http_mirror):
+    """Bug: tests never tried the project's own download, so `make test` failed on a connected
+    machine unless `make repro` had run first; or each run downloaded again."""
+    folder, url = http_mirror
+    for name in mnist.IDX_FILES:
+        (folder / name).write_bytes((mnist_dir / name).read_bytes())
+    found = download.find_or_download(bare_machine, mirrors=(url,))
+    assert found == download.user_cache_dir()
+    assert all(download.md5_of(found / n) == md5 for n, md5 in mnist.IDX_FILES.items())
+    # Offline now: the second call must not need the network.
+    assert download.find_or_download(bare_machine, mirrors=("http://127.0.0.1:9/",)) == found
+
+
+def test_find_or_download_offline_with_nothing_is_one_clear_error(bare_machine):
+    with pytest.raises(MnistError) as error:
+        download.find_or_download(bare_machine, mirrors=("http://127.0.0.1:9/",))
+    message = str(error.value)
+    assert message.startswith("no MNIST files here and the download failed")
+    assert message.endswith("set MNIST_LOCAL_DIR to a folder holding the four MNIST .gz files")
+    assert "\n" not in message and not download.user_cache_dir().exists()
+
+
+def test_find_or_download_search_order(bare_machine, mnist_dir, monkeypatch, tmp_path):
+    """$MNIST_LOCAL_DIR first, then ../shared/datasets/mnist, then data/raw; a set but incomplete
+    $MNIST_LOCAL_DIR is an error, not silently replaced by another folder."""
+    shared = bare_machine.parent / "shared/datasets/mnist"
+    raw = bare_machine / "data/raw"
+    for folder in (shared, raw):
+        folder.mkdir(parents=True)
+        for name in mnist.IDX_FILES:
+            (folder / name).symlink_to(mnist_dir / name)
+    assert download.find_or_download(bare_machine) == shared
+    (shared / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert download.find_or_download(bare_machine) == raw
+    monkeypatch.setenv(download.LOCAL_DIR_ENV, str(mnist_dir))
+    assert download.find_or_download(bare_machine) == mnist_dir
+    monkeypatch.setenv(download.LOCAL_DIR_ENV, str(shared))
+    with pytest.raises(MnistError, match="does not hold the four MNIST .gz files"):
+        download.find_or_download(bare_machine)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from mnist_dvc import data, download
+from mnist_dvc import data, download, mnist, seed_files
 from mnist_dvc.data import Digits
 from mnist_dvc.errors import MnistError
 from repo_helpers import env_with, make_repo, run
@@ -23,7 +23,7 @@ def write_seed_dir(folder, train: Digits, test: Digits, images_as=None, four_d=F
             images = images.to(getattr(torch, images_as)) / 255
         if four_d:
             images = images.unsqueeze(1)
-        for name, obj in zip(data.SEED_FILES[which], (images, digits.labels)):
+        for name, obj in zip(mnist.SEED_FILES[which], (images, digits.labels)):
             obj = replace.get(name.removesuffix(".pth"), obj)
             if obj is not None:
                 torch.save(obj, folder / name)
@@ -73,7 +73,7 @@ def test_every_pixel_level_survives_every_float_dtype(dtype):
     (int(x * 255)) and arithmetic in the stored low precision (bf16 * 255 loses levels)."""
     levels = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16).repeat(1, 2, 2)[:, :28, :28]
     floats = levels.to(getattr(torch, dtype)) / 255
-    assert torch.equal(data.seed_images(floats, "x"), levels)
+    assert torch.equal(seed_files.seed_images(floats, "x"), levels)
 
 
 def test_views_of_larger_tensors_are_stored_compactly(tmp_path):
@@ -210,7 +210,7 @@ def test_failed_seed_fetch_keeps_the_previous_raw_data(tmp_path, mnist_dir):
     folder, _ = bad_folder(tmp_path, "labels 10")
     with pytest.raises(MnistError):
         download.fetch(dest, local_dir=folder)
-    assert sorted(p.name for p in dest.iterdir()) == sorted(download.FILES)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(mnist.IDX_FILES)
 
 
 # --- through the stage scripts and DVC, as a user runs them ---------------------------------------
@@ -262,7 +262,7 @@ def test_dvc_pipeline_switches_to_the_seed_files_as_documented(tmp_path, mnist_d
                           images_as="float32", four_d=True)
     done = run(repo, "dvc", "repro", "-f", "fetch", env=env_with(seed))
     assert "the seed's 4 .pth tensor files checked" in done.stdout
-    assert sorted(p.name for p in (repo / "data/raw").iterdir()) == sorted(data.SEED_NAMES)
+    assert sorted(p.name for p in (repo / "data/raw").iterdir()) == sorted(mnist.SEED_NAMES)
     done = run(repo, "dvc", "repro", "split", env=env_with(seed))
     assert "(from the seed's .pth files)" in done.stdout
     after = {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()}

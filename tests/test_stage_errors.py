@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_dvc import download
+from mnist_dvc import download, mnist
 from mnist_dvc.model import MyConvNet
 from repo_helpers import copy_project, write_params
 
@@ -124,7 +124,7 @@ LAST = "t10k-labels-idx1-ubyte.gz"  # fetched last, so the other three are alrea
 
 def local_copy(mnist_dir: Path, folder: Path) -> Path:
     folder.mkdir()
-    for name in download.FILES:
+    for name in mnist.IDX_FILES:
         (folder / name).symlink_to(mnist_dir / name)
     return folder
 
@@ -145,7 +145,7 @@ def test_fetch_local_file_truncated(tmp_path, mnist_dir):
     (local / LAST).write_bytes((mnist_dir / LAST).read_bytes()[:2000])
     project = make_project(tmp_path / "project")
     done = run_stage(project, "fetch", local_dir=local)
-    assert_one_line_error(done, f"{local / LAST} has MD5", f"expected {download.FILES[LAST]}",
+    assert_one_line_error(done, f"{local / LAST} has MD5", f"expected {mnist.IDX_FILES[LAST]}",
                           "replace it with the genuine file")
     assert_nothing_left(project, "data/raw")
 

@@ -1,0 +1,141 @@
+"""The README's commands as a user types them, in throwaway repos on a small subset of real MNIST:
+in a new shell after the set-up, on a fresh clone, after a failed run, and watching the log."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from repo_helpers import env_with, make_repo, run
+
+VENV_BIN = Path(sys.executable).parent
+RESULTS = ["models/model.pt", "metrics/train.json", "metrics/timing.json", "metrics/history.csv",
+           "metrics/test.json", "metrics/classes.csv", "metrics/predictions.csv"]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mnist_dir):
+    """A repo after one good `dvc repro`, its results committed as the baseline."""
+    path = make_repo(tmp_path_factory.mktemp("user") / "repo")
+    run(path, "dvc", "repro", env=env_with(mnist_dir))
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-qm", "baseline")
+    return path
+
+
+def snapshot(repo: Path) -> dict:
+    return {name: (repo / name).read_bytes() for name in RESULTS}
+
+
+def restore_params(repo: Path) -> None:
+    run(repo, "git", "checkout", "--", "params.yaml")
+
+
+def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
+    """Bug: the README's commands only work with the venv's bin on PATH by accident (as in the
+    other tests), so `dvc` is "command not found" for a user, or the stage runs the system python.
+    Here PATH has no venv at all: only `source .venv/bin/activate`, as the README says, provides it."""
+    env = {k: v for k, v in env_with(mnist_dir).items() if k not in ("VIRTUAL_ENV",)}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if Path(p).resolve() != VENV_BIN.resolve())
+    baseline = json.loads((repo / "metrics/test.json").read_text())["test_acc"]
+    script = (f"source {VENV_BIN / 'activate'} && dvc repro && dvc metrics diff --json && "
+              "dvc exp run -S optimizer=nadam -n readme-nadam && dvc exp show --json")
+    done = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Data and pipelines are up to date" in done.stdout
+    experiments = [exp["revs"][0] for row in json.loads(done.stdout[done.stdout.rindex("\n[") + 1:])
+                   for exp in (row.get("experiments") or [])]
+    nadam = next(e for e in experiments if e["name"] == "readme-nadam")
+    assert nadam["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam"
+    # Trained anew with nadam (1 tiny epoch: the value itself says little), not the baseline's copy.
+    assert nadam["data"]["metrics"]["metrics/test.json"]["data"]["test_acc"] != baseline
+    run(repo, "git", "checkout", "--", "params.yaml", "dvc.lock", "metrics", "figures")
+    run(repo, "dvc", "checkout", "-q", env=env_with(mnist_dir), check=False)
+
+
+@pytest.mark.parametrize("bad", [["-S", "optimizer=Adam"],
+                                 ["-S", "optimizer=sgdm", "-S", "scheduler=constant",
+                                  "-S", "train.lr=1e12"]],
+                         ids=["typo", "nan-loss"])
+def test_failed_exp_run_keeps_the_workspace_results(repo, mnist_dir, bad):
+    """Bug: DVC deletes a stage's outputs before running it, so a typo or a diverging run wiped
+    the user's current model and metrics (outputs must be `persist: true` and written atomically)."""
+    before = snapshot(repo)
+    done = run(repo, "dvc", "exp", "run", *bad, env=env_with(mnist_dir), check=False)
+    assert done.returncode != 0
+    assert "error: " in done.stderr
+    assert snapshot(repo) == before
+    restore_params(repo)
+
+
+def test_killed_run_keeps_the_workspace_results(repo, mnist_dir):
+    """Bug: a kill in the middle of training leaves the workspace without a model or metrics."""
+    before = snapshot(repo)
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("epochs: 1\n", "epochs: 3\n", 1))
+    env = dict(env_with(mnist_dir), CUDA_VISIBLE_DEVICES="")
+    process = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (repo / "checkpoints/train.pt").exists():
+            assert process.poll() is None, "dvc repro ended before the first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGSTOP)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    assert snapshot(repo) == before
+    (repo / "checkpoints/train.pt").unlink()
+    restore_params(repo)
+
+
+def test_plots_diff_against_head_on_a_fresh_clone(repo, tmp_path, mnist_dir):
+    """Bug: the per-epoch CSVs were DVC-cached outputs, so a fresh clone had metrics but no curves
+    for HEAD and `dvc plots diff HEAD <exp>` failed with "No storage files available"."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, timeout=60)
+    env = env_with(mnist_dir)
+    run(clone, "dvc", "config", "--local", "core.site_cache_dir", str(tmp_path / "site-cache"))
+    run(clone, "dvc", "exp", "run", "-S", "optimizer=nadam", "-n", "clone-nadam", env=env)
+    plots = json.loads(run(clone, "dvc", "plots", "diff", "HEAD", "clone-nadam", "--json",
+                           env=env).stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    for name in ("loss", "accuracy", "learning_rate", "confusion", "per_class_f1"):
+        values = plots["data"][name][0]["content"]["data"]["values"]
+        assert {row["rev"] for row in values} == {"HEAD", "clone-nadam"}, name
+
+
+def test_train_stage_output_reaches_a_log_as_it_happens(repo, mnist_dir, tmp_path):
+    """Bug: under DVC (stdout a pipe or a file) the per-epoch lines were block-buffered, so a log
+    showed nothing until the stage ended. The epoch-1 line must arrive while epoch 2 still runs."""
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("epochs: 1\n", "epochs: 2\n", 1))
+    env = dict(env_with(mnist_dir), CUDA_VISIBLE_DEVICES="")
+    env.pop("PYTHONUNBUFFERED", None)
+    process = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=repo, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch   1 "):
+                os.kill(process.pid, signal.SIGSTOP)  # freeze it: nothing more happens while we look
+                checkpoint = torch.load(repo / "checkpoints/train.pt", weights_only=True)
+                # Buffered output would arrive only at exit, after epoch 2 and the checkpoint's removal.
+                assert checkpoint["state"]["epoch"] == 1
+                break
+        else:
+            pytest.fail("no epoch-1 line")
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    (repo / "checkpoints/train.pt").unlink(missing_ok=True)
+    restore_params(repo)
