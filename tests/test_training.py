@@ -1,9 +1,10 @@
 import math
+import re
 
 import pytest
 import torch
 
-from mnist_dvc import augment, checkpoint, device, inference, optimizers, training
+from mnist_dvc import augment, checkpoint, inference, optimizers, training
 from mnist_dvc.data import Digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.model import MyConvNet, as_input
@@ -13,9 +14,35 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def tiny(mnist_train, mnist_test):
-    """600 train, 300 valid, 300 test real digits."""
+    """600 train, 300 valid, 300 test real digits (test from the MNIST test file: not valid)."""
     return (mnist_train.take(torch.arange(600)), mnist_train.take(torch.arange(600, 900)),
             mnist_test.take(torch.arange(300)))
+
+
+def valid_best_epoch(history: list[dict]) -> int:
+    """The epoch selection must pick: highest valid accuracy, ties to the lowest valid loss, then
+    the earliest. Computed from the history alone, independently of training.FitState."""
+    return min(history, key=lambda r: (-r["valid_acc"], r["valid_loss"], r["epoch"]))["epoch"]
+
+
+def test_best_epoch_by_hand_is_highest_valid_acc_then_lowest_valid_loss():
+    # Bug caught: valid_best_epoch itself wrong (the reference the training tests trust).
+    history = [{"epoch": 1, "valid_acc": 0.8, "valid_loss": 0.3},
+               {"epoch": 2, "valid_acc": 0.9, "valid_loss": 0.5},
+               {"epoch": 3, "valid_acc": 0.9, "valid_loss": 0.4},
+               {"epoch": 4, "valid_acc": 0.9, "valid_loss": 0.4}]
+    assert valid_best_epoch(history) == 3
+
+
+def test_selection_rule_ties_go_to_lower_valid_loss():
+    # Bug caught: ties kept the first epoch, or were broken by higher loss, or by any test figure.
+    state = training.FitState(best_epoch=1, best_valid_acc=0.9, best_valid_loss=0.4)
+    assert state.is_better(0.91, 9.0)       # higher accuracy wins whatever the loss
+    assert state.is_better(0.9, 0.39)       # tie: lower loss wins
+    assert not state.is_better(0.9, 0.4)    # exact tie: the earlier epoch stays
+    assert not state.is_better(0.9, 0.41)
+    assert not state.is_better(0.89, 0.0)   # lower accuracy loses whatever the loss
+    assert training.FitState().is_better(0.0, 10.0)  # any finished first epoch becomes the best
 
 
 def quick(make_params, **overrides):
@@ -74,9 +101,13 @@ def test_predict_uses_argmax_and_mean_loss(tiny):
 
 
 def test_tiny_training_run_learns(make_params, tiny):
+    # Bugs caught: no learning; history fields renamed; best_state not the selected epoch's weights.
     result = training.fit(quick(make_params), *tiny, CPU, progress=False)
     assert result.epoch == 2 and len(result.history) == 2
     assert result.best_valid_acc > 0.8
+    assert result.best_epoch == valid_best_epoch(result.history)
+    best = result.history[result.best_epoch - 1]
+    assert (result.best_valid_acc, result.best_valid_loss) == (best["valid_acc"], best["valid_loss"])
     assert set(result.history[0]) == {"epoch", "lr", "train_loss", "train_acc", "valid_loss",
                                       "valid_acc", "test_loss", "test_acc"}
     model = MyConvNet()
@@ -85,11 +116,30 @@ def test_tiny_training_run_learns(make_params, tiny):
     assert valid_acc == result.best_valid_acc
 
 
-def test_augmented_bf16_run(make_params, tiny):
+@pytest.fixture
+def layer_dtypes():
+    """{(training?, dtype)} of every Conv2d/Linear output while the test runs, from a global
+    forward hook: it sees the model however fit builds or wraps it."""
+    seen = set()
+
+    def hook(module, inputs, output):
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            seen.add((module.training, output.dtype))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    yield seen
+    handle.remove()
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_precision_is_the_dtype_layers_run_in(make_params, tiny, layer_dtypes, precision, dtype):
+    # Bugs caught: train.precision ignored by fit (bf16 chosen but autocast never entered, or
+    # entered for fp32), or training and per-epoch evaluation running in different precisions.
     params = quick(make_params, scheduler="constant",
-                   **{"train.augment": True, "train.precision": "bf16", "train.epochs": 1})
+                   **{"train.augment": True, "train.precision": precision, "train.epochs": 1})
     result = training.fit(params, *tiny, CPU, progress=False)
     assert math.isfinite(result.history[0]["train_loss"]) and result.best_valid_acc > 0.2
+    assert layer_dtypes == {(True, dtype), (False, dtype)}
 
 
 def test_same_seed_same_result(make_params, tiny):
@@ -100,15 +150,27 @@ def test_same_seed_same_result(make_params, tiny):
     assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
 
 
-def test_early_stopping_after_patience_stale_epochs(make_params, mnist_train):
+def test_early_stopping_selects_on_valid_never_on_test(make_params, mnist_train):
+    """The test set here is built to disagree with valid: valid's images with every label moved to
+    the next digit, so test accuracy is highest where the model is worst on valid.
+
+    Bugs caught: selection (or the early-stopping counter) driven by test accuracy or test loss;
+    stopping after the wrong number of stale epochs; best_state not the selected epoch's weights.
+    """
     train, valid = mnist_train.take(torch.arange(100)), mnist_train.take(torch.arange(100, 200))
+    contrary = Digits(valid.images, (valid.labels + 1) % 10)
     params = quick(make_params, scheduler="constant", **{"train.epochs": 40, "train.patience": 2,
                                                           "train.batch_size": 50})
-    result = training.fit(params, train, valid, valid, CPU, progress=False)
-    assert result.epoch < 40
-    assert result.epoch - result.best_epoch == 2
-    accs = [row["valid_acc"] for row in result.history]
-    assert result.best_valid_acc == max(accs)
+    result = training.fit(params, train, valid, contrary, CPU, progress=False)
+    history = result.history
+    test_best = max(history, key=lambda r: (r["test_acc"], -r["test_loss"]))["epoch"]
+    assert test_best != valid_best_epoch(history), "the case no longer tells valid and test apart"
+    assert result.best_epoch == valid_best_epoch(history)
+    assert result.epoch < 40 and result.epoch - result.best_epoch == 2
+    assert result.best_valid_acc == history[result.best_epoch - 1]["valid_acc"]
+    model = MyConvNet()
+    model.load_state_dict(result.best_state)
+    assert inference.evaluate(model, valid)[1] == result.best_valid_acc
 
 
 @pytest.mark.parametrize("n, batch_size, expected", [
@@ -134,10 +196,44 @@ def test_batch_larger_than_train_set(make_params, tiny):
 
 
 def test_diverging_loss_stops_and_names_epoch(make_params, tiny, tmp_path):
+    # Bug caught: a NaN run that goes on (or saves a NaN checkpoint) instead of stopping at once.
     params = quick(make_params, optimizer="sgdm", scheduler="constant", **{"train.lr": 1e12})
-    with pytest.raises(MnistError, match=r"training loss became (nan|inf) in epoch 1: lower train.lr"):
+    with pytest.raises(MnistError, match=r"training loss became (nan|inf) in epoch 1: lower train.lr"
+                                         r" \(now 1000000000000.0\); no finished epoch was saved$"):
         training.fit(params, *tiny, CPU, checkpoint=tmp_path / "ckpt.pt", progress=False)
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+# Diverges in epoch 2 after a finite epoch 1, on any data: SGD's weight decay multiplies each
+# weight by about (1 - lr_t * weight_decay) per step; with momentum 0.9 that is stable while
+# lr_t * weight_decay < 3.8 and grows geometrically beyond. The 2-epoch linear warm-up keeps
+# lr_t * weight_decay <= 3.5 in epoch 1 and takes it to 7 in epoch 2, where the weights (and the
+# logits) overflow. Epoch 1 learns little under such decay; what matters is that it finishes.
+NAN_IN_EPOCH_TWO = {"optimizer": "sgdm", "scheduler": "warmup", "warmup.epochs": 2,
+                    "train.momentum": 0.9, "train.lr": 0.07, "train.weight_decay": 100.0,
+                    "train.batch_size": 8}
+
+
+def test_nan_after_a_good_epoch_keeps_its_best_model_in_the_checkpoint(make_params, tiny, tmp_path):
+    # Bugs caught: the message promising a checkpoint that is not there, a checkpoint overwritten
+    # by the diverged epoch, or one holding other weights than epoch 1's best.
+    params = quick(make_params, **NAN_IN_EPOCH_TWO)
+    train = Digits(tiny[0].images[:250], tiny[0].labels[:250])
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(MnistError) as error:
+        training.fit(params, train, *tiny[1:], CPU, checkpoint=ckpt, fingerprint="f", progress=False)
+    assert re.fullmatch(r"training loss became (nan|inf) in epoch 2: lower train.lr \(now 0.07\); "
+                        r"the best model so far \(epoch 1\) is kept in the checkpoint", str(error.value))
+    assert ckpt.is_file()
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["state"]["epoch"] == 1 and saved["state"]["best_epoch"] == 1
+    # Epoch 1 alone (same params and data, one epoch): the warm-up does not depend on train.epochs.
+    one = training.fit(quick(make_params, **NAN_IN_EPOCH_TWO, **{"train.epochs": 1}), train,
+                       *tiny[1:], CPU, progress=False)
+    assert saved["state"]["history"] == one.history
+    assert set(saved["state"]["best_state"]) == set(one.best_state)
+    assert all(torch.equal(saved["state"]["best_state"][k], one.best_state[k]) for k in one.best_state)
+    assert all(torch.isfinite(v.float()).all() for v in saved["state"]["best_state"].values())
 
 
 class Stop(Exception):
@@ -184,10 +280,3 @@ def test_fingerprint_depends_on_params_and_data(make_params, tmp_path):
     assert base != checkpoint.run_fingerprint(make_params(**{"train.lr": 0.5}), [data_file], CPU)
     data_file.write_bytes(b"two")
     assert base != checkpoint.run_fingerprint(make_params(), [data_file], CPU)
-
-
-def test_device_selection_follows_cuda_availability(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert device.pick_device() == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert device.pick_device() == torch.device("cuda")
