@@ -34,6 +34,19 @@ def label(row: dict) -> str:
     return row.get("Experiment") or row["rev"]
 
 
+def with_results(rows: list[dict]) -> tuple[list[dict], str]:
+    """The rows that have a test accuracy, and a one-line note naming the others ("" if none).
+
+    `dvc exp show` lists queued, running and failed experiments too, without metrics."""
+    done = [r for r in rows if _number(r.get("test_acc")) > -math.inf]
+    skipped = ", ".join(f"{label(r)} ({r.get('State') or 'no metrics'})"
+                        for r in rows if not any(r is d for d in done))
+    if not done:
+        raise MnistError(f"no selected experiment has a test accuracy ({skipped}): wait for queued "
+                         "ones (dvc queue status), rerun failed ones, or name finished ones")
+    return done, f"compare: skipped (no test accuracy): {skipped}" if skipped else ""
+
+
 def varying(rows: list[dict], param_keys: list[str]) -> list[str]:
     """The params whose values differ between the rows."""
     return [k for k in param_keys if len({str(r.get(k)) for r in rows}) > 1]

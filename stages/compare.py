@@ -28,7 +28,9 @@ def main() -> None:
     args = parser.parse_args()
 
     param_keys = compare.flat_keys(as_dict(load_params()))
-    rows = compare.select(dvc.api.exp_show(revs=args.rev), args.experiments)
+    rows, note = compare.with_results(compare.select(dvc.api.exp_show(revs=args.rev), args.experiments))
+    if note:
+        print(note)
     shown = compare.shown_params(rows, param_keys)
     names = {r["rev"]: compare.legend(r, shown) for r in rows}
     histories = {names[r["rev"]]: reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=r["rev"]))

@@ -45,3 +45,25 @@ def test_shown_params_and_legend():
     shown = compare.shown_params(ROWS[1:], ["seed", "optimizer", "scheduler", "train.lr"])
     assert shown == ["optimizer", "scheduler"]
     assert compare.legend(ROWS[2], shown) == "b (sgdm, None)"
+
+
+# Rows as dvc.api.exp_show() gives them for experiments that have no metrics (yet).
+QUEUED = {"Experiment": "q", "rev": "3333333", "State": "Queued", "optimizer": "nadam", "test_acc": None}
+FAILED = {"Experiment": "f", "rev": "4444444", "State": "Failed", "optimizer": "adam", "test_acc": None}
+
+
+def test_rows_without_test_accuracy_are_skipped_with_a_one_line_note():
+    # Bug caught: a queued or failed experiment (test_acc None) crashing the bar chart with a
+    # TypeError traceback, or silently missing from the report.
+    rows, note = compare.with_results([ROWS[1], QUEUED, ROWS[2], FAILED])
+    assert [r["Experiment"] for r in rows] == ["a", "b"]
+    assert note == "compare: skipped (no test accuracy): q (Queued), f (Failed)"
+    assert compare.with_results(ROWS[1:]) == (ROWS[1:], "")
+
+
+def test_nothing_left_to_compare_is_a_clear_error():
+    with pytest.raises(MnistError) as error:
+        compare.with_results([QUEUED, FAILED])
+    assert str(error.value) == ("no selected experiment has a test accuracy (q (Queued), f (Failed)): "
+                                "wait for queued ones (dvc queue status), rerun failed ones, or name "
+                                "finished ones")
