@@ -1,6 +1,5 @@
 """Classify image files in batches: each file's digit (the argmax) and softmax probabilities."""
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,29 +40,15 @@ def classify(model: torch.nn.Module, files: list[Path], top: int = 1, batch_size
         for start in range(0, len(files), batch_size):
             chunk = files[start:start + batch_size]
             inputs, errors = {}, {}
-            with _one_thread():
-                for i, path in enumerate(chunk):
-                    try:
-                        inputs[i] = load_digit(path)
-                    except MnistError as exc:
-                        errors[i] = str(exc)
+            for i, path in enumerate(chunk):
+                try:
+                    inputs[i] = load_digit(path)
+                except MnistError as exc:
+                    errors[i] = str(exc)
             answers = dict(zip(inputs, _answer_batch(model, chunk, inputs, top, device)))
             for i, path in enumerate(chunk):
                 yield answers.get(i) or Answer(path, error=errors[i])
             bar.update(len(chunk))
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Per-image work on small tensors runs on one thread. Split across threads it gains nothing,
-    and on a busy machine the threads wait for each other: 10,000 images took 8.5 minutes on two
-    threads and 64 s on one (2-core CPU at load 13)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _answer_batch(model, chunk: list[Path], inputs: dict, top: int, device) -> list[Answer]:

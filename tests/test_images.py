@@ -1,0 +1,216 @@
+"""Image files → MNIST-style input: size, centring, polarity, alpha, formats, and one clear error per
+bad file. No model needed here (tests/test_predict.py has the accuracy checks)."""
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mnist_dvc import images
+from mnist_dvc.errors import MnistError
+
+
+def as_image(array: np.ndarray) -> Image.Image:
+    """L image from floats in [0, 1]."""
+    return Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8))
+
+
+def mnist_digit(mnist_test, i: int) -> np.ndarray:
+    """Test digit i as ink in [0, 1] (MNIST is light ink on black: 1 = ink)."""
+    return mnist_test.images[i].numpy().astype(np.float32) / 255
+
+
+def upscaled(ink: np.ndarray, size: int) -> np.ndarray:
+    image = as_image(ink)
+    if size != image.width:
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.float32) / 255
+
+
+def longer_box_side(field: np.ndarray) -> int:
+    """The ink box's longer side, measured the way crop() measures: at half the strongest ink."""
+    solid = field >= images.CROP_LEVEL
+    rows, cols = np.flatnonzero(solid.any(axis=1)), np.flatnonzero(solid.any(axis=0))
+    return int(max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1))
+
+
+def test_centre_is_where_mnist_puts_the_centre_of_mass(mnist_test):
+    """CENTRE is a measured fact about MNIST, not the field's middle: catches the half-pixel slip
+    (13.5, the geometric centre) that would put every digit half a pixel off what the model knows."""
+    ink = mnist_test.images.float()
+    mass = ink.sum(dim=(1, 2))
+    index = torch.arange(28, dtype=torch.float32)
+    rows = (ink.sum(dim=2) * index).sum(dim=1) / mass
+    cols = (ink.sum(dim=1) * index).sum(dim=1) / mass
+    assert abs(rows.mean().item() - images.CENTRE) < 0.05
+    assert abs(cols.mean().item() - images.CENTRE) < 0.05
+
+
+@pytest.mark.parametrize("size", [28, 64, 200, 1000])
+def test_digits_fill_a_20_px_box_with_the_mass_centred(mnist_test, size):
+    """Real digits at any size come out in MNIST's geometry: ink box 20 px on the longer side (19-21
+    as MNIST's own digits measure after a sub-pixel shift; most exactly 20) and the centre of mass
+    within 0.15 px of CENTRE (asked: 0.5; a correct shift is exact up to resampling, ~0.08).
+    Catches no scaling, scaling the wrong side, a box drawn around faint fringe, and whole-pixel
+    or box-centred placement."""
+    sides, offsets = [], []
+    for i in range(100):
+        field = images.mnist_style(images.ink(upscaled(mnist_digit(mnist_test, i), size))).numpy()
+        assert field.shape == (28, 28) and field.min() >= 0 and field.max() == pytest.approx(1)
+        sides.append(longer_box_side(field))
+        offsets.append(np.abs(np.array(images.centre_of_mass(field)) - images.CENTRE).max())
+    assert set(sides) <= {19, 20, 21} and sides.count(20) >= 75, sorted(sides)
+    assert max(offsets) < 0.15
+
+
+@pytest.mark.parametrize("height, width", [(150, 40), (40, 150), (200, 20), (77, 77), (6, 4)])
+def test_solid_shapes_scale_to_20_px_keeping_their_aspect(height, width):
+    """A solid bar's length is exact to read (its ink summed along the bar): the longer side
+    becomes 20 px, the shorter one keeps the proportion, small shapes are scaled up, and the mass
+    lands on CENTRE. Catches stretching to 20×20, an off-by-one box, and a lost sub-pixel shift."""
+    sheet = np.zeros((height + 70, width + 90), np.float32)
+    sheet[30:30 + height, 55:55 + width] = 1
+    field = images.mnist_style(images.ink(sheet)).numpy()
+    length, breadth = field.sum(axis=0).max(), field.sum(axis=1).max()  # down a column, along a row
+    if height < width:
+        length, breadth = breadth, length
+    assert length == pytest.approx(20, abs=0.5)
+    assert breadth == pytest.approx(20 * min(height, width) / max(height, width), abs=0.5)
+    assert np.allclose(images.centre_of_mass(field), images.CENTRE, atol=0.05)
+
+
+def test_polarity_is_told_from_the_paper(mnist_test):
+    """Dark ink on light paper and light ink on dark give the same ink; grey paper too. Catches a
+    fixed polarity (half of all files would read as a blob) and a fixed 0.5 threshold (grey paper)."""
+    digit = mnist_digit(mnist_test, 0)
+    sheet = np.pad(digit, 10)
+    expected = images.ink(sheet)
+    cases = {"dark on white": 1 - sheet, "pencil on grey paper": 0.7 - 0.5 * sheet,
+             "chalk on dark board": 0.25 + 0.6 * sheet, "light on mid grey": 0.45 + 0.5 * sheet}
+    for name, gray in cases.items():
+        assert np.allclose(images.ink(gray.astype(np.float32)), expected, atol=0.02), name
+
+
+def test_polarity_without_margins(mnist_test):
+    """Digits cropped tight to their ink, so the border ring crosses strokes: the paper is still
+    found for at least 99% of them in both polarities (measured: 4 misses in 4,000, digits whose
+    strokes cover most of their own border)."""
+    right = 0
+    for i in range(300):
+        digit = mnist_digit(mnist_test, i)
+        rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+        tight = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        for gray in (tight, 1 - tight):
+            found = images.ink(gray)
+            right += np.corrcoef(found.ravel(), tight.ravel())[0, 1] > 0.9
+    assert right >= 0.99 * 600
+
+
+def same_digit(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().mean().item()
+
+
+def test_every_kind_of_file_gives_the_same_input(mnist_test, tmp_path):
+    """One digit saved as grayscale, RGB, RGBA (ink on a transparent sheet; paper in a transparent
+    frame), palette with a transparent index, 16-bit PNG, BMP, JPEG, a 2000 px JPEG, and a PNG stored
+    sideways with an EXIF orientation: each loads as the MNIST digit (mean difference per pixel
+    below 0.05; an unrelated digit differs by ~0.2). Catches alpha composited onto the wrong
+    colour (the digit vanishes), 16-bit values clipped, EXIF ignored, colour read as one channel."""
+    ink = np.pad(mnist_digit(mnist_test, 0), 6)
+    original = torch.from_numpy(mnist_digit(mnist_test, 0))
+    dark = as_image(1 - ink)  # dark ink on white paper
+    big = as_image(1 - upscaled(ink, 200))
+    rgba_sheet = Image.new("RGBA", big.size, (0, 0, 0, 0))
+    rgba_sheet.putalpha(Image.eval(big, lambda v: 255 - v))
+    white_sheet = Image.new("RGBA", big.size, (255, 255, 255, 0))
+    white_sheet.putalpha(as_image(upscaled(ink, 200)))
+    framed = Image.new("RGBA", (260, 240), (0, 0, 0, 0))
+    framed.paste(big.convert("RGBA"), (40, 20))
+    palette = dark.convert("P")
+    palette.info["transparency"] = palette.getpixel((0, 0))
+    sixteen = Image.fromarray((np.asarray(dark, dtype=np.uint16) * 257))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned 90° anticlockwise: rotate clockwise to show
+    files = {"gray.png": (dark, {}), "rgb.png": (dark.convert("RGB"), {}),
+             "black ink on transparent.png": (rgba_sheet, {}),
+             "white ink on transparent.png": (white_sheet, {}),
+             "paper in transparent frame.png": (framed, {}),
+             "palette with transparency.png": (palette, {}), "16-bit.png": (sixteen, {}),
+             "gray.bmp": (dark, {}), "gray.jpg": (dark.convert("RGB"), {"quality": 95}),
+             "photo.jpg": (as_image(1 - upscaled(ink, 2000)), {"quality": 90}),
+             "sideways.png": (big.transpose(Image.Transpose.ROTATE_90), {"exif": exif})}
+    for name, (image, options) in files.items():
+        image.save(tmp_path / name, **options)
+        loaded = images.load_digit(tmp_path / name)
+        assert loaded.shape == (1, 28, 28) and loaded.dtype == torch.float32
+        assert same_digit(loaded[0], original) < 0.05, name
+    assert same_digit(original, torch.from_numpy(mnist_digit(mnist_test, 1))) > 0.15
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: what a decompression bomb looks like to
+    the size check, without making one."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_each_bad_file_gets_one_line_naming_it_and_the_fix(mnist_test, tmp_path):
+    """Every kind of bad file raises MnistError (never a Pillow or NumPy exception, which would
+    end the run) with one line starting with the path and saying what to do. Catches a damaged
+    file escaping as an OSError, a decompression bomb decoded, and 16-bit images judged on an
+    8-bit scale (a faint one taken for ink)."""
+    good = as_image(1 - np.pad(mnist_digit(mnist_test, 0), 20))
+    good.save(tmp_path / "good.png")
+    good.convert("RGB").save(tmp_path / "good.jpg")
+    png, jpeg = (tmp_path / "good.png").read_bytes(), (tmp_path / "good.jpg").read_bytes()
+    noise = np.random.default_rng(0).uniform(0.48, 0.52, (50, 50))
+    bad = {
+        "missing.png": (None, "no such file"),
+        "a folder.png": ("folder", "cannot read"),
+        "empty.png": (b"", "not a PNG, JPEG or BMP"),
+        "text.png": (b"just some words\n", "not a PNG, JPEG or BMP"),
+        "animation.gif": (good, "not a PNG, JPEG or BMP"),
+        "cut.png": (png[:len(png) // 2], "cut short or corrupt"),
+        "cut.jpg": (jpeg[:len(jpeg) // 2], "cut short or corrupt"),
+        "huge.png": (png_header_only(8000, 6000), "megapixels"),
+        "white.png": (Image.new("L", (40, 40), 255), "blank image"),
+        "black.bmp": (Image.new("L", (40, 40), 0), "blank image"),
+        "faint noise.png": (as_image(noise), "blank image"),
+        # 3% of 16-bit full scale: blank, though 1,000 levels would look like ink on an 8-bit scale
+        "faint 16-bit.png": (Image.fromarray(np.full((40, 40), 30000, np.uint16) + np.pad(
+            np.full((20, 20), 1000, np.uint16), 10)), "blank image"),
+        "transparent.png": (Image.new("RGBA", (40, 40), (0, 0, 0, 0)), "blank image"),
+    }
+    for name, (content, words) in bad.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, Image.Image):
+            content.save(path)
+        elif content == "folder":
+            path.mkdir()
+        with pytest.raises(MnistError) as caught:
+            images.load_digit(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: ") and words in message, message
+        assert "\n" not in message and message.count(": ") >= 2, message  # problem: fix
+
+
+def test_collect_expands_folders_and_keeps_files_as_given(tmp_path):
+    """Folders give their image files sorted by name, any suffix case, not subfolders or other
+    files; a folder with none is one error line; named files pass through (even missing ones, which
+    are reported in their turn). Catches a folder's README read as an image and silent empty folders."""
+    digits = tmp_path / "digits"
+    (digits / "sub").mkdir(parents=True)
+    for name in ["b.PNG", "a.jpg", "c.jpeg", "d.bmp", "notes.txt", "sub/e.png"]:
+        (digits / name).write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    files, errors = images.collect([tmp_path / "x.png", digits, tmp_path / "empty"])
+    assert files == [tmp_path / "x.png"] + [digits / n for n in ["a.jpg", "b.PNG", "c.jpeg", "d.bmp"]]
+    assert len(errors) == 1 and errors[0].startswith(f"{tmp_path / 'empty'}: ")
