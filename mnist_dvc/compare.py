@@ -34,17 +34,23 @@ def label(row: dict) -> str:
     return row.get("Experiment") or row["rev"]
 
 
-def with_results(rows: list[dict]) -> tuple[list[dict], str]:
-    """The rows that have a test accuracy, and a one-line note naming the others ("" if none).
+# `State` in `dvc exp show`: None for finished experiments, else Success, Queued, Running, Failed.
+FINISHED = (None, "", "Success")
 
-    `dvc exp show` lists queued, running and failed experiments too, without metrics."""
-    done = [r for r in rows if _number(r.get("test_acc")) > -math.inf]
-    skipped = ", ".join(f"{label(r)} ({r.get('State') or 'no metrics'})"
+
+def with_results(rows: list[dict]) -> tuple[list[dict], str]:
+    """The finished rows that have a test accuracy, and a one-line note naming the others.
+
+    `dvc exp show` lists queued, running and failed experiments too: queued ones without metrics,
+    failed ones with the metrics files of their baseline, which are not theirs."""
+    done = [r for r in rows if r.get("State") in FINISHED and _number(r.get("test_acc")) > -math.inf]
+    skipped = ", ".join(f"{label(r)} ({r.get('State') or 'no test accuracy'})"
                         for r in rows if not any(r is d for d in done))
     if not done:
-        raise MnistError(f"no selected experiment has a test accuracy ({skipped}): wait for queued "
-                         "ones (dvc queue status), rerun failed ones, or name finished ones")
-    return done, f"compare: skipped (no test accuracy): {skipped}" if skipped else ""
+        raise MnistError(f"no selected experiment has finished with a test accuracy ({skipped}): "
+                         "wait for queued ones (dvc queue status), rerun failed ones, or name "
+                         "finished ones")
+    return done, f"compare: skipped, no results of their own: {skipped}" if skipped else ""
 
 
 def varying(rows: list[dict], param_keys: list[str]) -> list[str]:

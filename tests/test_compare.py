@@ -47,23 +47,28 @@ def test_shown_params_and_legend():
     assert compare.legend(ROWS[2], shown) == "b (sgdm, None)"
 
 
-# Rows as dvc.api.exp_show() gives them for experiments that have no metrics (yet).
+# Rows as dvc.api.exp_show() gives them for unfinished experiments: a queued one has no metrics;
+# a failed one shows its baseline's metrics files (seen with dvc 3.67), which are not its results.
 QUEUED = {"Experiment": "q", "rev": "3333333", "State": "Queued", "optimizer": "nadam", "test_acc": None}
-FAILED = {"Experiment": "f", "rev": "4444444", "State": "Failed", "optimizer": "adam", "test_acc": None}
+FAILED = {"Experiment": "f", "rev": "4444444", "State": "Failed", "optimizer": "nadamm", "test_acc": 0.99}
+FINISHED = {"Experiment": "s", "rev": "5555555", "State": "Success", "optimizer": "sgdm", "test_acc": 0.9}
+NO_METRICS = {"Experiment": "n", "rev": "6666666", "State": None, "optimizer": "sgdm", "test_acc": None}
 
 
-def test_rows_without_test_accuracy_are_skipped_with_a_one_line_note():
-    # Bug caught: a queued or failed experiment (test_acc None) crashing the bar chart with a
-    # TypeError traceback, or silently missing from the report.
-    rows, note = compare.with_results([ROWS[1], QUEUED, ROWS[2], FAILED])
-    assert [r["Experiment"] for r in rows] == ["a", "b"]
-    assert note == "compare: skipped (no test accuracy): q (Queued), f (Failed)"
+def test_unfinished_experiments_are_skipped_with_a_one_line_note():
+    # Bugs caught: a queued experiment (test_acc None) crashing the bar chart with a TypeError
+    # traceback; a failed one reported with its baseline's numbers under its own name and params.
+    rows, note = compare.with_results([ROWS[1], QUEUED, FINISHED, FAILED, NO_METRICS, ROWS[2]])
+    assert [r["Experiment"] for r in rows] == ["a", "s", "b"]
+    assert note == ("compare: skipped, no results of their own: q (Queued), f (Failed), "
+                    "n (no test accuracy)")
+    assert "\n" not in note
     assert compare.with_results(ROWS[1:]) == (ROWS[1:], "")
 
 
 def test_nothing_left_to_compare_is_a_clear_error():
     with pytest.raises(MnistError) as error:
         compare.with_results([QUEUED, FAILED])
-    assert str(error.value) == ("no selected experiment has a test accuracy (q (Queued), f (Failed)): "
-                                "wait for queued ones (dvc queue status), rerun failed ones, or name "
-                                "finished ones")
+    assert str(error.value) == ("no selected experiment has finished with a test accuracy "
+                                "(q (Queued), f (Failed)): wait for queued ones (dvc queue status), "
+                                "rerun failed ones, or name finished ones")
