@@ -1,0 +1,244 @@
+"""predict on image files: as accurate as the evaluate stage on the same digits, reads typeset
+digits, batches its work, and its command line answers every good file and names every bad one."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from mnist_dvc import classify, inference, training
+from mnist_dvc.data import Digits
+from mnist_dvc.model import MyConvNet
+from mnist_dvc.params import parse_params, with_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+N_DIGITS = 1000  # test digits written to files in every variant (with 500, chance flips of borderline
+# digits moved single variants by up to 0.6 points for this model; pooled over 1,000, 0.2)
+
+
+@pytest.fixture(scope="module")
+def model(default_raw, mnist_train, mnist_test):
+    """A MyConvNet trained here for one epoch on 5,000 real digits, no augmentation (about 95%)."""
+    params = parse_params(with_overrides(default_raw, {
+        "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32", "scheduler": "constant",
+        "train.augment": False, "train.label_smoothing": 0.0}))
+    state = training.fit(params, mnist_train.take(torch.arange(5000)),
+                         mnist_train.take(torch.arange(5000, 5500)), mnist_test.take(torch.arange(50)),
+                         CPU, progress=False)
+    net = MyConvNet()
+    net.load_state_dict(state.best_state)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def upscale(image: Image.Image, size: int) -> Image.Image:
+    return image if size == image.width else image.resize((size, size), Image.Resampling.BICUBIC)
+
+
+def on_paper(ink: Image.Image, ink_colour, paper_colour, canvas, at) -> Image.Image:
+    """`ink` (L, 255 = full ink) drawn in `ink_colour` on a `canvas`-sized sheet of `paper_colour`."""
+    mode = "L" if isinstance(paper_colour, int) else "RGB"
+    sheet = Image.new(mode, canvas, paper_colour)
+    sheet.paste(Image.new(mode, ink.size, ink_colour), at, mask=ink)
+    return sheet
+
+
+def transparent_sheet(ink: Image.Image) -> Image.Image:
+    """Black ink on a transparent sheet, the way drawing programs save it: opacity = ink."""
+    sheet = Image.new("RGBA", ink.size, (0, 0, 0, 0))
+    sheet.putalpha(ink)
+    return sheet
+
+
+# Each variant: a file suffix, and how one MNIST digit (L, white ink on black, 28 px) becomes it.
+# (Opaque paper in a transparent frame, palette, 16-bit, EXIF: tests/test_images.py, one digit each.)
+VARIANTS = {
+    "28px light ink, no margin": (".png", lambda d: d),
+    "28px dark ink, margins, BMP": (".bmp", lambda d: on_paper(d, 0, 255, (44, 36), (5, 3))),
+    "64px blue ink on cream, margins, RGB": (".png", lambda d: on_paper(
+        upscale(d, 64), (20, 40, 160), (245, 240, 225), (90, 80), (20, 6))),
+    "64px chalk on green board, no margin, RGB": (".png", lambda d: on_paper(
+        upscale(d, 64), (240, 240, 230), (30, 60, 40), (64, 64), (0, 0))),
+    "200px black on transparent, RGBA": (".png", lambda d: transparent_sheet(upscale(d, 200))),
+    "200px dark ink, margins, JPEG": (".jpg", lambda d: on_paper(
+        upscale(d, 200), 0, 255, (260, 230), (40, 10))),
+}
+
+
+def write_variants(digits: Digits, folder: Path) -> dict[str, list[Path]]:
+    files = {}
+    for v, (name, (suffix, make)) in enumerate(VARIANTS.items()):
+        files[name] = []
+        for i, image in enumerate(digits.images):
+            path = folder / f"v{v}_{i:04d}{suffix}"
+            make(Image.fromarray(image.numpy())).save(path, quality=92)
+            files[name].append(path)
+    return files
+
+
+def accuracy(answers, labels) -> float:
+    assert all(a.error is None for a in answers), [a.error for a in answers if a.error][:3]
+    return sum(a.digit == y for a, y in zip(answers, labels.tolist())) / len(labels)
+
+
+def test_files_are_read_as_well_as_the_tensors(model, mnist_test, tmp_path):
+    """Predict on image files is within 0.5 points of evaluate on the same digits as tensors.
+
+    Catches any preprocessing step that drifts from how MNIST was made (digit too small or too
+    big, centred half a pixel off, blurred, wrong polarity, alpha composited onto the wrong colour,
+    a JPEG or BMP decoded differently): each of these cost this model points. Per variant the
+    allowance is 1.5 points (one digit is 0.1 point), pooled it is the 0.5 asked for."""
+    digits = mnist_test.take(torch.arange(N_DIGITS))
+    _, reference, _ = inference.evaluate(model, digits)
+    files = write_variants(digits, tmp_path)
+    found = {name: accuracy(list(classify.classify(model, paths)), digits.labels)
+             for name, paths in files.items()}
+    pooled = sum(found.values()) / len(found)
+    report = ", ".join(f"{name}: {acc:.3f}" for name, acc in found.items())
+    assert abs(pooled - reference) <= 0.005, f"evaluate {reference:.4f}, files {pooled:.4f} ({report})"
+    for name, acc in found.items():
+        assert abs(acc - reference) <= 0.015, f"{name}: {acc:.3f} vs evaluate {reference:.3f}"
+
+
+def render(digit: int, size: int, dark_ink: bool) -> Image.Image:
+    """`digit` typeset in Pillow's default font at `size` px, with a margin of half the size."""
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = font.getbbox(str(digit))
+    sheet = Image.new("L", (right - left + size, bottom - top + size), 255 if dark_ink else 0)
+    ImageDraw.Draw(sheet).text((size // 2 - left, size // 2 - top), str(digit), font=font,
+                               fill=0 if dark_ink else 255)
+    return sheet
+
+
+def test_typeset_digits_are_read(model, tmp_path):
+    """Digits 0-9 typeset at 24, 48 and 96 px, dark on light and light on dark: 60 images.
+
+    Threshold 60%. A model trained on handwriting misreads some typeset shapes whatever the
+    preprocessing, each at every size and polarity: this font's 1 has a flag and a foot (read as
+    7), its 6 and 9 closed round loops (read as 0 or 8). Measured: 70% with this test's model, 80%
+    with one trained two epochs on 4,000 digits. Broken preprocessing falls far below: the polarity
+    chosen wrong scores 10%, the whole image squeezed to 28×28 instead of cropped and scaled 30-37%.
+    (Centring the box instead of the mass scores 67%: test_images checks the centring.)"""
+    cases = [(d, size, dark) for d in range(10) for size in (24, 48, 96) for dark in (True, False)]
+    paths = []
+    for i, (d, size, dark) in enumerate(cases):
+        paths.append(tmp_path / f"{i}.png")
+        render(d, size, dark).save(paths[-1])
+    answers = list(classify.classify(model, paths))
+    labels = torch.tensor([d for d, _, _ in cases])
+    assert accuracy(answers, labels) >= 0.6, [(c, a.digit) for c, a in zip(cases, answers)
+                                              if a.digit != c[0]]
+
+
+class CountingModel(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.batches = model, []
+
+    def forward(self, x):
+        self.batches.append(len(x))
+        return self.model(x)
+
+
+def test_files_go_through_the_model_in_batches_and_answers_keep_their_order(model, mnist_test,
+                                                                            tmp_path, capsys):
+    """Catches one forward pass per file (slow on 10,000 images), bad files breaking a batch or
+    shifting the answers of the files after them, and a progress bar written off a terminal."""
+    paths = []
+    for i in range(9):
+        paths.append(tmp_path / f"{i}.png")
+        if i in (2, 7):
+            paths[-1].write_text("not an image")
+        else:
+            Image.fromarray(mnist_test.images[i].numpy()).save(paths[-1])
+    counting = CountingModel(model)
+    answers = list(classify.classify(counting, paths, top=3, batch_size=4))
+    assert counting.batches == [3, 3, 1]  # 4 + 4 + 1 files, one bad file in each of the first two
+    assert [a.path for a in answers] == paths
+    assert [a.error is not None for a in answers] == [i in (2, 7) for i in range(9)]
+    for answer in answers:  # the same answer as the file alone: batch rows are not mixed up
+        if answer.error is None:
+            assert next(classify.classify(model, [answer.path])).digit == answer.digit
+    for a in answers:
+        if a.error is None:
+            probabilities = [p for _, p in a.top]
+            assert a.top[0][0] == a.digit and a.probability == probabilities[0]
+            assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here: no bar
+
+
+def predict(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "stages.predict", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_answers_good_files_and_names_each_bad_one(model_file, mnist_test, tmp_path):
+    """Exit 1, one JSON object per good image (folder contents included, in name order), one stderr
+    line per bad path naming it. Catches a bad file stopping the run or taking others with it,
+    errors that are tracebacks or several lines, and a JSON shape that drifts."""
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(mnist_test.images[i].numpy()).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not looked at: not an image suffix")
+    good = tmp_path / "good.png"
+    Image.fromarray(255 - mnist_test.images[3].numpy()).save(good)
+    bad = {"missing.png": None, "text.png": b"hello", "cut.png": good.read_bytes()[:200],
+           "blank.png": "blank", "empty": "folder"}
+    for name, content in bad.items():
+        if content == "blank":
+            Image.new("L", (40, 40), 255).save(tmp_path / name)
+        elif content == "folder":
+            (tmp_path / name).mkdir()
+        elif content is not None:
+            (tmp_path / name).write_bytes(content)
+    result = predict(folder, tmp_path / "missing.png", good, tmp_path / "text.png",
+                     tmp_path / "cut.png", tmp_path / "blank.png", tmp_path / "empty",
+                     "--json", "--top", "3", "--model", model_file)
+    assert result.returncode == 1, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["path"]).name for r in rows] == ["0.png", "1.png", "2.png", "good.png"]
+    assert [r["digit"] for r in rows] == mnist_test.labels[:4].tolist()
+    for r in rows:
+        assert set(r) == {"path", "digit", "probability", "top"}
+        assert len(r["top"]) == 3 and r["top"][0] == {"digit": r["digit"], "probability": r["probability"]}
+        assert 0 < r["probability"] <= 1
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(bad), result.stderr
+    for name in bad:
+        line = [e for e in errors if f"{tmp_path / name}:" in e]
+        assert len(line) == 1 and line[0].startswith("error: "), (name, errors)
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_text_output_and_exit_codes(model_file, mnist_test, tmp_path):
+    """All good: exit 0, `PATH: DIGIT (P)` per image, nothing on stderr (no bar off a terminal).
+    No model: exit 2 and one line saying how to get one. A bad --top: a usage error."""
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(mnist_test.images[i].numpy()).save(paths[-1])
+    result = predict(*paths, "--model", model_file)
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    for path, line, label in zip(paths, lines, mnist_test.labels.tolist()):
+        assert re.fullmatch(rf"{re.escape(str(path))}: {label} \(\d\.\d{{4}}\)", line), line
+
+    missing = predict(paths[0], "--model", tmp_path / "none.pt")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "dvc repro train" in missing.stderr
+
+    assert predict(paths[0], "--top", "0", "--model", model_file).returncode == 2
