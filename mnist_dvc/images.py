@@ -59,7 +59,7 @@ def collect(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
 def _full_scale(image: Image.Image) -> float:
     if image.mode.startswith("I;16"):
         return 65535.0
-    if image.mode == "I":  # 16-bit PNGs open as "I"; the values are still 16-bit
+    if image.mode == "I":  # 32-bit integers: in image files, 16-bit values widened
         return 65535.0 if image.getextrema()[1] > 255 else 255.0
     if image.mode == "F":
         return max(1.0, image.getextrema()[1])
