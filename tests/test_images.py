@@ -3,7 +3,6 @@ bad file. No model needed here (tests/test_predict.py has the accuracy checks)."
 
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
