@@ -1,7 +1,9 @@
 """Build a throwaway copy of the project as its own git + DVC repo, and run commands in it."""
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,10 +45,10 @@ def make_repo(path: Path, overrides: dict = TINY) -> Path:
     write_params(path, overrides)
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
                 ["git", "config", "user.name", "test"]):
-        subprocess.run(cmd, cwd=path, check=True)
+        run(path, *cmd)
     run(path, "dvc", "config", "--local", "core.site_cache_dir", str(path.parent / "site-cache"))
-    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
-    subprocess.run(["git", "commit", "-qm", "init"], cwd=path, check=True)
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-qm", "init")
     return path
 
 
@@ -57,9 +59,31 @@ def env_with(mnist_dir: Path) -> dict:
     return env
 
 
-def run(repo: Path, *args, env=None, check=True) -> subprocess.CompletedProcess:
-    done = subprocess.run(list(args), cwd=repo, env=env or env_with(Path("/nonexistent")),
-                          capture_output=True, text=True)
+# Generous: the slowest call in the suite (a queued sweep of two tiny trainings) takes ~30 s alone,
+# a few minutes on a loaded machine. Past this, a call is hung (a DVC lock, a queue worker that never
+# starts), and the test fails saying so instead of hanging the whole suite.
+TIMEOUT_S = 900
+
+
+def run(repo: Path, *args, env=None, check=True, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run a command in `repo`; fail the test with its output if it fails (check) or outlives
+    `timeout`. It runs in its own process group, killed whole on a timeout or an interrupt, so no
+    stage that `dvc` started is left running."""
+    args = [str(a) for a in args]
+    with subprocess.Popen(args, cwd=repo, env=env or env_with(Path("/nonexistent")), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except BaseException as exc:
+            with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+                os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                pytest.fail(f"{' '.join(args)} did not finish within {timeout:g} s in {repo} "
+                            f"(hung?), killed; its output:\n{stdout}\n{stderr}")
+            raise
+    done = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
     if check and done.returncode != 0:
         pytest.fail(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
