@@ -27,11 +27,14 @@ def test_overrides_are_applied(make_params):
     ("train.momentum", -0.1, "must be in [0, 1)"),
     ("data.valid_fraction", 0, "data.valid_fraction = 0 is invalid: must be in (0, 1)"),
     ("data.valid_fraction", 1.0, "must be in (0, 1)"),
+    ("data.valid_fraction", 1.5, "data.valid_fraction = 1.5 is invalid: must be in (0, 1)"),
+    ("train.precision", "bf32", "train.precision = 'bf32' is invalid: must be one of auto, bf16, fp32"),
     ("train.batch_size", 0, "train.batch_size = 0 is invalid: must be >= 2"),
     ("train.batch_size", 1, "train.batch_size = 1 is invalid: must be >= 2 (BatchNorm needs two images per batch)"),
     ("train.epochs", 0, "train.epochs = 0 is invalid: must be >= 1"),
     ("train.epochs", 2.5, "train.epochs = 2.5 has the wrong type: it must be a whole number"),
     ("train.epochs", "10", "train.epochs = '10' has the wrong type"),
+    ("train.epochs", "ten", "train.epochs = 'ten' has the wrong type: it must be a whole number"),
     ("train.epochs", True, "train.epochs = True has the wrong type"),
     ("train.augment", "yes", "train.augment = 'yes' has the wrong type: it must be a boolean (true or false)"),
     ("train.patience", 0, "must be >= 1"),
@@ -40,12 +43,16 @@ def test_overrides_are_applied(make_params):
     ("seed", -1, "seed = -1 is invalid"),
 ])
 def test_each_bad_value_names_key_and_fix(make_params, key, value, expected):
+    # Bugs caught: a bad value accepted (and found only mid-training, or never), or a message
+    # that does not name the file, the key, the value, the rule and the fix on one line.
+    # (tests/test_stage_errors.py runs two such cases through a real stage.)
     with pytest.raises(MnistError) as error:
         make_params(**{key: value})
     message = str(error.value)
+    assert message.startswith("params.yaml: ")
     assert expected in message
     assert "\n" not in message
-    assert f"-S {key}=" in message
+    assert message.endswith(f"(fix it in params.yaml or with -S {key}=...)")
 
 
 def test_unknown_top_level_key_lists_allowed(default_raw):
