@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from repo_helpers import env_with, make_repo, run
 
@@ -35,11 +36,42 @@ def test_repro_leaves_model_metrics_and_figures(repo):
 
 
 def test_saved_model_loads_into_plain_myconvnet(repo):
-    import torch
-
     from mnist_dvc.model import MyConvNet
 
     MyConvNet().load_state_dict(torch.load(repo / "models/model.pt", weights_only=True))
+
+
+def test_evaluate_metrics_match_an_independent_argmax(repo):
+    """Recompute the evaluate stage's numbers from models/model.pt and the test split by hand.
+
+    Bugs caught: accuracy from another model or split (e.g. valid, or the last epoch instead of
+    the best), a softmax/argmax slip, predictions.csv rows out of order, per-digit precision and
+    recall swapped (or the confusion matrix transposed) in classes.csv."""
+    from mnist_dvc.model import MyConvNet
+
+    blob = torch.load(repo / "data/prepared/test.pt", weights_only=True)
+    images, labels = blob["images"], blob["labels"]
+    model = MyConvNet()
+    model.load_state_dict(torch.load(repo / "models/model.pt", weights_only=True))
+    with torch.no_grad():
+        predicted = model.eval()(images.float().unsqueeze(1) / 255).argmax(1)
+    test = json.loads((repo / "metrics/test.json").read_text())
+    assert test["test_acc"] == round((predicted == labels).double().mean().item(), 6)
+    rows = (repo / "metrics/predictions.csv").read_text().splitlines()
+    assert rows[1:] == [f"{a},{p}" for a, p in zip(labels.tolist(), predicted.tolist())]
+
+    classes = (repo / "metrics/classes.csv").read_text().splitlines()
+    assert classes[0] == "digit,precision,recall,f1,support"
+    asymmetric = 0
+    for line in classes[1:]:
+        digit, precision, recall, _, support = line.split(",")
+        d = int(digit)
+        hits = ((predicted == d) & (labels == d)).sum().item()
+        by_hand = (hits / max((predicted == d).sum().item(), 1), hits / max((labels == d).sum().item(), 1))
+        assert (float(precision), float(recall)) == pytest.approx(by_hand, abs=1e-6), digit
+        assert int(support) == (labels == d).sum().item()
+        asymmetric += abs(by_hand[0] - by_hand[1]) > 1e-3
+    assert asymmetric >= 3, "precision equals recall for most digits: a swap would go unseen"
 
 
 def test_second_repro_runs_nothing(repo, mnist_dir):
@@ -52,11 +84,25 @@ def test_metrics_and_plots_are_declared(repo):
     metrics = json.loads(run(repo, "dvc", "metrics", "show", "--json").stdout)
     files = next(iter(metrics.values()))["data"]
     assert {"metrics/train.json", "metrics/test.json", "metrics/timing.json"} <= set(files)
-    plots = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
+    # DVC lists every declared plot even when its file failed to load: it then adds an `errors`
+    # entry, leaves that plot's data empty and still exits 0. Bugs caught: a plot file missing,
+    # renamed, or not tracked at this revision; a column a plot names missing from its file.
+    shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)
+    assert "errors" not in shown, shown.get("errors")
+    plots = shown["data"]
     assert {"loss", "accuracy", "learning_rate", "confusion", "per_class_f1",
             "figures/curves.png", "figures/confusion.png", "figures/misclassified.png"} == set(plots)
+    sizes = {"loss": 3, "accuracy": 3, "learning_rate": 1, "confusion": 400, "per_class_f1": 10}
+    for name, entries in plots.items():
+        assert len(entries) == 1, name
+        if name.endswith(".png"):
+            assert open(entries[0]["url"], "rb").read(8) == b"\x89PNG\r\n\x1a\n", name
+            continue
+        values = entries[0]["content"]["data"]["values"]
+        assert len(values) == sizes[name], name  # one row per epoch and field / image / digit
     accuracy = plots["accuracy"][0]["content"]["data"]["values"]
     assert {row["field"] for row in accuracy} == {"train_acc", "valid_acc", "test_acc"}
+    assert all(row["dvc_inferred_y_value"] not in ("", None) for row in accuracy)
     assert "up to date" in run(repo, "dvc", "status").stdout
 
 
@@ -84,20 +130,71 @@ def test_typo_in_optimizer_fails_before_training(repo, mnist_dir):
     run(repo, "git", "checkout", "--", "params.yaml")
 
 
+def experiments(repo) -> dict[str, dict]:
+    """Name -> {"rev": full sha, "params": params.yaml} of each experiment in `dvc exp show --json`."""
+    rows = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    found = {}
+    for row in rows:
+        for exp in row.get("experiments") or []:
+            head = exp["revs"][0]
+            params = (head.get("data") or {}).get("params") or {}
+            found[head["name"]] = {"rev": head["rev"], "params": params.get("params.yaml", {}).get("data")}
+    return found
+
+
+def table_rows(path) -> list[dict]:
+    """The rows of a comparison.md table, as {column: cell}."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[1:]]
+
+
 def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
+    """Bugs caught: the metric columns blank or wrong because the keys no longer match what
+    `dvc exp show` reports (values checked against each experiment's own metrics files); the
+    table not sorted by test accuracy; a queued experiment crashing compare."""
     env = env_with(mnist_dir)
     run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=adam,sgdm", "-S", "train.lr=0.001",
         env=env)
     run(repo, "dvc", "exp", "run", "--run-all", "-j", "1", env=env)  # as the README says
-    rows = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
-    names = [e["revs"][0]["name"] for row in rows for e in (row.get("experiments") or [])
-             if e["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["lr"] == 0.001]
+    names = [name for name, exp in experiments(repo).items() if exp["params"]["train"]["lr"] == 0.001]
     assert len(names) == 2
     done = run(repo, "python", "-m", "stages.compare", *names, "--out", "reports", env=env)
-    table = (repo / "reports/comparison.md").read_text().splitlines()
-    rows = [line for line in table if line.startswith("| ") and not line.startswith("| experiment")]
-    assert sorted(line.split(" | ")[0][2:] for line in rows) == sorted(names)
-    assert {line.split(" | ")[1] for line in rows} == {"adam", "sgdm"}
+    rows = table_rows(repo / "reports/comparison.md")
+    assert sorted(row["experiment"] for row in rows) == sorted(names)
+    assert {row["optimizer"] for row in rows} == {"adam", "sgdm"}
     for name in ("valid_accuracy", "valid_loss", "test_accuracy"):
         assert (repo / f"reports/{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert "compare: 2 experiments" in done.stdout
+
+    # One more, queued and never run: compare over all experiments skips it in one line.
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=nadam", "-n", "still-queued", env=env)
+    done = run(repo, "python", "-m", "stages.compare", "--out", "all", env=env)
+    assert "compare: skipped, no results of their own: still-queued (Queued)\n" in done.stdout
+    assert done.stderr.count("\n") <= 1 and "Traceback" not in done.stderr
+    known = experiments(repo)
+    rows = table_rows(repo / "all/comparison.md")
+    assert "still-queued" not in {row["experiment"] for row in rows}
+    assert set(names) <= {row["experiment"] for row in rows}
+    for row in rows:
+        rev = known[row["experiment"]]["rev"]
+        metrics = {**json.loads(run(repo, "git", "show", f"{rev}:metrics/test.json").stdout),
+                   **json.loads(run(repo, "git", "show", f"{rev}:metrics/train.json").stdout)}
+        for key in ("test_acc", "test_loss", "best_valid_acc"):
+            assert row[key] == f"{metrics[key]:.4f}", (row["experiment"], key)
+        assert row["best_epoch"] == str(metrics["best_epoch"]), row["experiment"]
+    accuracies = [float(row["test_acc"]) for row in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+
+
+def test_hung_command_fails_the_test_and_is_killed(tmp_path):
+    # Bug caught (in the test helper): a hung dvc call hanging the whole suite, or leaving the
+    # stage it started running after the test gave up.
+    with pytest.raises(pytest.fail.Exception, match=r"did not finish within 1 s .*\(hung\?\), killed"):
+        run(tmp_path, "sh", "-c", "sleep 60 & echo $! > child.pid; wait", timeout=1)
+    child = int((tmp_path / "child.pid").read_text())
+    try:
+        state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z", "X"), f"the command's child {child} is still running ({state})"
