@@ -32,3 +32,16 @@ def test_json_and_csv_round_trip(tmp_path):
     rows = [{"epoch": 1, "loss": 0.5, "lr": 1e-05}, {"epoch": 2, "loss": 0.25, "lr": 2e-05}]
     reports.write_csv(tmp_path / "h.csv", rows)
     assert reports.read_csv(tmp_path / "h.csv") == rows
+
+
+def test_precision_and_recall_from_a_known_confusion_matrix():
+    # Bug caught: precision and recall swapped in per_class (column vs row sums of counts[true,
+    # predicted]), which the symmetric-looking cases above could let through.
+    counts = torch.zeros(10, 10, dtype=torch.long)
+    counts[3, 3], counts[3, 8] = 6, 4   # ten true 3s: six found, four called 8
+    counts[8, 8] = 5                    # five true 8s, all found
+    rows = reports.per_class(counts)
+    assert (rows[3]["precision"], rows[3]["recall"], rows[3]["support"]) == (1.0, 0.6, 10)
+    assert rows[8]["precision"] == pytest.approx(5 / 9) and rows[8]["recall"] == 1.0
+    assert rows[8]["support"] == 5
+    assert rows[3]["f1"] == pytest.approx(2 * 0.6 / 1.6)
