@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mnist_dvc", ".dvc/config", ".dvcignore",
                  ".gitignore"]
 TINY = {"data.train_limit": 1200, "data.test_limit": 400,
-        "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32"}
+        "train.epochs": 1, "train.batch_size": 32, "train.precision": "fp32"}
 
 
 def copy_project(path: Path, names: list[str] = PROJECT_FILES) -> Path:
