@@ -63,7 +63,7 @@ def launch(processes: int, module: str) -> None:
     # torchrun would set 1 thread per worker and warn; each worker sets its share (see `start`).
     env.setdefault("OMP_NUM_THREADS", str(threads_per_process(processes)))
     command = torchrun_command(processes, module)
-    print(f"train: {processes} processes: {' '.join(command[1:])}", flush=True)
+    print(f"train: {processes} processes: python {' '.join(command[1:])}", flush=True)
     sys.stderr.flush()
     os.execve(sys.executable, command, env)
 

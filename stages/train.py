@@ -30,9 +30,10 @@ def train_on(params, group: distributed.Group) -> None:
     device = group.device or pick_device()
     precision = resolve_precision(params.train.precision, device, warn=main)
     if main:
+        where = f"{device}" if group.size == 1 else f"{group.size} processes ({device.type})"
         print(f"train: {len(train)} images, {params.optimizer} + {params.scheduler}, "
-              f"{params.train.epochs} epochs at most, on {device} in {precision.dtype} "
-              f"({precision.reason}), {group.size} process(es)")
+              f"{params.train.epochs} epochs at most, on {where} in {precision.dtype} "
+              f"({precision.reason})")
     fingerprint = run_fingerprint(params, [paths.prepared(s) for s in splits], device)
     state = fit(params, train, valid, test, device, precision, checkpoint=paths.CHECKPOINT,
                 fingerprint=fingerprint, group=group)
