@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from bench import common
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.device import pick_device, resolve_precision
 from mnist_dvc.optimizers import make_optimizer, make_scheduler

@@ -4,12 +4,12 @@ split train/valid (seeded), store and load the splits."""
 import gzip
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from mnist_dvc.atomic import atomic_dir, torch_save
+from mnist_dvc.atomic import atomic_dir
+from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.mnist import IDX_PREFIXES, IMAGE_SIZE, NUM_CLASSES, source_kind
 from mnist_dvc.seed_files import read_seed_set
@@ -68,20 +68,6 @@ def read_idx_gz(path: str | Path) -> torch.Tensor:
     return parse_idx(raw, str(path))
 
 
-@dataclass(frozen=True)
-class Digits:
-    """Images (N, 28, 28) uint8 and labels (N,) int64."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def take(self, index: torch.Tensor) -> "Digits":
-        return Digits(self.images[index], self.labels[index])
-
-
 def read_split(raw_dir: str | Path, prefix: str) -> Digits:
     """Read one of the two MNIST sets: prefix 'train' or 't10k'."""
     raw_dir = Path(raw_dir)
@@ -130,28 +116,6 @@ def split_indices(labels: torch.Tensor, valid_fraction: float, stratify: bool, s
         raise MnistError(f"data.valid_fraction={valid_fraction} leaves {len(train)} train and "
                          f"{len(valid)} valid images: choose a fraction that leaves both non-empty")
     return train, valid
-
-
-def save_digits(digits: Digits, path: str | Path) -> None:
-    torch_save({"images": digits.images, "labels": digits.labels}, path)
-
-
-def load_digits(path: str | Path) -> Digits:
-    path = Path(path)
-    if not path.is_file():
-        raise MnistError(f"{path} is missing: run the split stage first (dvc repro split)")
-    try:
-        blob = torch.load(path, weights_only=True)
-        images, labels = blob["images"], blob["labels"]
-    except Exception as exc:  # any unpickling problem means the same thing to the user
-        raise MnistError(f"{path} is not a dataset file written by the split stage ({exc}): "
-                         "rerun dvc repro split") from None
-    if (not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 3
-            or not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64
-            or len(images) != len(labels)):
-        raise MnistError(f"{path} does not hold uint8 images and int64 labels of equal count: "
-                         "rerun dvc repro split")
-    return Digits(images, labels)
 
 
 def split_digits(raw_dir: str | Path, valid_fraction: float, stratify: bool, seed: int,

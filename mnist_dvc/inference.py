@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.device import Precision, autocast
 from mnist_dvc.model import as_input
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from mnist_dvc import checkpoint as checkpoints
 from mnist_dvc.augment import random_affine
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.device import Precision, autocast, resolve_precision
 from mnist_dvc.distributed import SOLO, Group, current
 from mnist_dvc.errors import MnistError

@@ -2,7 +2,7 @@
 
 from mnist_dvc import paths, reports
 from mnist_dvc.cli import run_stage
-from mnist_dvc.data import load_digits
+from mnist_dvc.digits import load_digits
 from mnist_dvc.device import pick_device, resolve_precision
 from mnist_dvc.inference import evaluate
 from mnist_dvc.model import load_model

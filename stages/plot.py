@@ -4,7 +4,7 @@ import torch
 
 from mnist_dvc import figures, paths, reports
 from mnist_dvc.cli import run_stage
-from mnist_dvc.data import load_digits
+from mnist_dvc.digits import load_digits
 from mnist_dvc.params import load_params
 
 

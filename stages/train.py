@@ -8,7 +8,7 @@ from mnist_dvc import distributed, paths, reports
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
-from mnist_dvc.data import load_digits
+from mnist_dvc.digits import load_digits
 from mnist_dvc.device import machine_record, pick_device, resolve_precision
 from mnist_dvc.params import load_params
 from mnist_dvc.training import fit

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnist_dvc import data
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import load_digits
 from mnist_dvc.errors import MnistError
 
 
@@ -139,7 +139,7 @@ def test_prepare_writes_three_tensor_files(tmp_path, mnist_dir):
     counts = data.prepare(mnist_dir, tmp_path / "prepared", 0.25, False, 0, train_limit=800,
                           test_limit=200)
     assert counts == {"train": 600, "valid": 200, "test": 200}
-    train = data.load_digits(tmp_path / "prepared/train.pt")
+    train = load_digits(tmp_path / "prepared/train.pt")
     assert train.images.dtype == torch.uint8 and train.labels.dtype == torch.int64
     assert train.images.shape == (600, 28, 28)
 
@@ -150,18 +150,3 @@ def test_prepare_failure_leaves_no_output(tmp_path):
     with pytest.raises(MnistError):
         data.prepare(raw, out, 0.25, False, 0)
     assert not out.exists() and list(tmp_path.glob(".prepared.*")) == []
-
-
-def test_load_digits_refuses_other_files(tmp_path):
-    path = tmp_path / "x.pt"
-    torch.save({"images": torch.zeros(3, 28, 28), "labels": torch.zeros(3)}, path)
-    with pytest.raises(MnistError, match="does not hold uint8 images and int64 labels"):
-        data.load_digits(path)
-    path.write_bytes(b"garbage")
-    with pytest.raises(MnistError, match="is not a dataset file written by the split stage"):
-        data.load_digits(path)
-
-
-def test_digits_take():
-    digits = Digits(torch.zeros(5, 28, 28, dtype=torch.uint8), torch.arange(5))
-    assert digits.take(torch.tensor([1, 3])).labels.tolist() == [1, 3]

@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mnist_dvc import distributed, training
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.distributed import SOLO, Group
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import FP32, evaluate

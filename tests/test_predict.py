@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_dvc import classify, inference, training
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.params import parse_params, with_overrides
 

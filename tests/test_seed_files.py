@@ -6,7 +6,7 @@ import torch
 import yaml
 
 from mnist_dvc import data, download, mnist, seed_files
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.errors import MnistError
 from repo_helpers import env_with, make_repo, run
 from test_stage_errors import assert_nothing_left, assert_one_line_error, make_project, run_stage

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mnist_dvc import augment, checkpoint, inference, optimizers, training
-from mnist_dvc.data import Digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.model import MyConvNet, as_input
 
