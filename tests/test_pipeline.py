@@ -1,6 +1,7 @@
 """The real pipeline through DVC, in a temporary git repo copy, on a small subset of real MNIST."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -190,11 +191,22 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
 def test_hung_command_fails_the_test_and_is_killed(tmp_path):
     # Bug caught (in the test helper): a hung dvc call hanging the whole suite, or leaving the
     # stage it started running after the test gave up.
+    started = time.monotonic()
     with pytest.raises(pytest.fail.Exception, match=r"did not finish within 1 s .*\(hung\?\), killed"):
         run(tmp_path, "sh", "-c", "sleep 60 & echo $! > child.pid; wait", timeout=1)
+    # Killing only the direct child would leave `sleep` holding the output pipe: the helper would
+    # then wait out its whole minute.
+    assert time.monotonic() - started < 30, "the helper waited for the command's child to finish"
     child = int((tmp_path / "child.pid").read_text())
-    try:
-        state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        state = "gone"
+    # SIGKILL is delivered asynchronously: on a busy CPU the child can still show as running (R)
+    # for a moment while it exits. Left alive, it would sleep on for a minute, far past this wait.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            state = "gone"
+        if state in ("gone", "Z", "X") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert state in ("gone", "Z", "X"), f"the command's child {child} is still running ({state})"
