@@ -14,8 +14,12 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 repro: $(INSTALLED)
 	dvc repro
 
+# make turns any failing recipe into exit 2, so pytest's "collected no tests" (exit 5) is named here.
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	@status=0; $(PYTHON) -m pytest -q $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then \
+	  echo "make test: pytest collected no tests (exit 5): check tests/ and PYTEST_ARGS" >&2; fi; \
+	exit $$status
 
 bench: $(INSTALLED)
 	$(PYTHON) -m bench.throughput

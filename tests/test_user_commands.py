@@ -139,3 +139,14 @@ def test_train_stage_output_reaches_a_log_as_it_happens(repo, mnist_dir, tmp_pat
         process.wait(timeout=60)
     (repo / "checkpoints/train.pt").unlink(missing_ok=True)
     restore_params(repo)
+
+
+def test_ci_fails_when_pytest_collects_no_tests():
+    """Bug: CI passing green when pytest collected nothing (exit 5), e.g. after a bad rename of
+    tests/ or a PYTEST_ARGS typo, or make hiding why it failed."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "VENV": str(VENV_BIN.parent), "PYTEST_ARGS": "-k zzz_matches_no_test"}
+    done = subprocess.run([str(root / ".ci" / "run")], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0
+    assert "pytest collected no tests (exit 5)" in done.stderr
