@@ -8,13 +8,17 @@ from mnist_dvc.params import Params
 
 
 def make_optimizer(params: Params, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Fused (one kernel over all parameters) where torch has it, else multi-tensor (foreach): on a
+    2-core CPU the default per-tensor loop made the update about a fifth of a bf16 step."""
     t = params.train
     if params.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                fused=True)
     if params.optimizer == "nadam":
-        return torch.optim.NAdam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.NAdam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                 foreach=True)
     return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
-                           weight_decay=t.weight_decay)
+                           weight_decay=t.weight_decay, fused=True)
 
 
 def lr_factor(params: Params, step: int, steps_per_epoch: int) -> float:
