@@ -3,14 +3,15 @@
 None sets train.precision: it stays `auto` (bf16 where native, fp32 elsewhere).
 """
 
-# Fastest honest way to >= 99% test accuracy on a laptop CPU without bf16: one epoch over 35k
-# training images (the first 37,000, 5% of them for validation), batch 64, warm-up + cosine, no
-# augmentation (it costs time and, in one epoch, accuracy). Test is the full 10,000 images.
+# Fastest honest way to >= 99% test accuracy on a laptop CPU, with or without bf16: one epoch over
+# 42,750 training images (the first 45,000, 5% of them for validation), batch 128, warm-up +
+# cosine, no augmentation (it costs time and, in one epoch, accuracy). Test is the full 10,000.
+# Seeds 0-2 on the Zen 4: test 0.9914/0.9907/0.9914 in bf16, 0.9914/0.9914/0.9911 in fp32.
 FAST = {
-    "train.epochs": 1, "train.batch_size": 64, "train.lr": 0.003,
+    "train.epochs": 1, "train.batch_size": 128, "train.lr": 0.005,
     "scheduler": "warmup", "warmup.epochs": 0.2, "warmup.decay": "cosine",
     "train.label_smoothing": 0.1, "train.augment": False,
-    "data.train_limit": 37000, "data.valid_fraction": 0.05,
+    "data.train_limit": 45000, "data.valid_fraction": 0.05,
 }
 
 # Best single model: random affine augmentation, 30 epochs of warm-up + cosine (20 fell short
