@@ -1,13 +1,13 @@
 """Train a documented preset on the full set and report test accuracy of the best-on-valid model
 and the training time (no DVC needed, nothing written).
 
-    python -m bench.preset_accuracy AUGMENTED [-S train.epochs=20 ...] [--json ...]
+    python -m bench.preset_accuracy DEFAULTS|FAST|AUGMENTED [-S train.epochs=20 ...] [--json ...]
 """
 
 import time
 
 from bench import common, presets
-from mnist_dvc.device import pick_device
+from mnist_dvc.device import pick_device, resolve_precision
 from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.training import fit
@@ -15,7 +15,7 @@ from mnist_dvc.training import fit
 
 def main() -> None:
     parser = common.parser(__doc__.splitlines()[0])
-    parser.add_argument("preset", choices=["FAST", "AUGMENTED"])
+    parser.add_argument("preset", choices=["DEFAULTS", "FAST", "AUGMENTED"])
     parser.add_argument("-S", dest="overrides", action="append", default=[],
                         help="extra override key=value")
     args = parser.parse_args()
@@ -28,7 +28,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     model = MyConvNet().to(device)
     model.load_state_dict(state.best_state)
-    test_loss, test_acc, _ = evaluate(model, test)
+    # In the precision the evaluate stage would use, so the figure is the pipeline's.
+    precision = resolve_precision(params.train.precision, device, warn=False)
+    test_loss, test_acc, _ = evaluate(model, test, precision)
     common.report(f"Preset {args.preset} on the full set", [
         ("overrides", presets.as_exp_run(overrides)),
         ("test accuracy (best-on-valid model)", f"{test_acc:.4f}"),

@@ -3,6 +3,9 @@
 None sets train.precision: it stays `auto` (bf16 where native, fp32 elsewhere).
 """
 
+# What `dvc repro` trains: params.yaml as committed.
+DEFAULTS = {}
+
 # Fastest honest way to >= 99% test accuracy on a laptop CPU, with or without bf16: one epoch over
 # 42,750 training images (the first 45,000, 5% of them for validation), batch 128, warm-up +
 # cosine, no augmentation (it costs time and, in one epoch, accuracy). Test is the full 10,000.
