@@ -4,7 +4,7 @@ import math
 
 from mnist_dvc.errors import MnistError
 
-METRICS = ("test_acc", "test_loss", "best_valid_acc", "best_epoch", "epochs_run", "train_seconds")
+METRICS = ("test_acc", "test_acc_sampled", "handin_test_acc_sampled", "test_loss", "best_valid_acc", "best_epoch", "epochs_run", "train_seconds")
 
 
 def flat_keys(tree: dict, prefix: str = "") -> list[str]:

@@ -8,6 +8,7 @@ import contextlib
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -22,10 +23,26 @@ def bf16_is_native(device: torch.device) -> bool:
     return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def cpu_model() -> str:
+    """The CPU's model name, with its x86 family/model numbers: a virtual machine may show only
+    "AMD EPYC", which does not tell a Zen 3 (family 25, model 1) from a Zen 4 (family 25, model 17)."""
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']} model {fields['model']})"
+    return name
+
+
 def hardware(device: torch.device) -> str:
+    """What ran the numbers: the GPU's name, or the CPU's model, vector ISA and bf16 support."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU {torch.backends.cpu.get_cpu_capability()}"
+    bf16 = "native bf16" if bf16_is_native(device) else "no native bf16"
+    return f"{cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {bf16}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +59,8 @@ def resolve_precision(choice: str, device: torch.device, warn: bool = True) -> P
     """`auto` is bf16 where it is native to the device and fp32 elsewhere; an explicit choice is
     honoured, with a one-line warning when bf16 would be emulated (slow)."""
     native = bf16_is_native(device)
-    where = hardware(device)
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"CPU {torch.backends.cpu.get_cpu_capability()}")
     if choice == "fp32":
         return Precision("fp32", "train.precision is fp32")
     if choice == "bf16":

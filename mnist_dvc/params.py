@@ -19,6 +19,7 @@ OPTIMIZERS = ("adam", "nadam", "sgdm")
 SCHEDULERS = ("constant", "steplr", "warmup")
 DECAYS = ("cosine", "exponential")
 PRECISIONS = ("auto", "bf16", "fp32")
+HEADS = ("logits", "softmax")
 
 
 def _rule(check, text):
@@ -81,6 +82,13 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    # softmax: the seed's head, a softmax under CrossEntropyLoss's own log-softmax (a double
+    # softmax). Only the training loss changes: the weights and their names are the same.
+    head: str = _field(one_of(HEADS))
+
+
+@dataclass(frozen=True)
 class StepLRParams:
     step_size: int = _field(at_least(1))
     gamma: float = _field(decay_factor())
@@ -99,6 +107,7 @@ class Params:
     optimizer: str = _field(one_of(OPTIMIZERS))
     scheduler: str = _field(one_of(SCHEDULERS))
     data: DataParams = _field()
+    model: ModelParams = _field()
     train: TrainParams = _field()
     steplr: StepLRParams = _field()
     warmup: WarmupParams = _field()

@@ -22,6 +22,7 @@ DEFAULTS = {
     "optimizer": "adam",
     "scheduler": "warmup",
     "data": {"valid_fraction": 0.167, "stratify": False, "train_limit": 0, "test_limit": 0},
+    "model": {"head": "logits"},
     "train": {"epochs": 8, "batch_size": 128, "lr": 0.002, "momentum": 0.9, "weight_decay": 1.0e-5,
               "grad_clip": 10.0, "patience": 4, "label_smoothing": 0.1, "augment": True,
               "precision": "auto", "processes": 1},
@@ -107,6 +108,10 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
         "|---|---|",
         f"| test accuracy | **{_need(test, 'test_acc', m):.4f}** (loss {_need(test, 'test_loss', m):.4f}, "
         f"macro F1 {_need(test, 'macro_f1', m):.4f}) |",
+        f"| graded the course's way | {_need(test, 'test_acc_sampled', m):.4f} (expected score when a "
+        "label is sampled from the softmax, as the course's grader does) |",
+        f"| the hand-in, graded | {_need(test, 'handin_test_acc_sampled', m):.4f} (last layer "
+        f"x{_need(test, 'handin_factor', m):g}: `python -m stages.handin ID NAME`) |",
         f"| best epoch | {_need(train, 'best_epoch', t)} of {_need(train, 'epochs_run', t)} run "
         f"(valid accuracy {_need(train, 'best_valid_acc', t):.4f}, loss "
         f"{_need(train, 'best_valid_loss', t):.4f}) |",

@@ -64,6 +64,13 @@ def batch_starts(n: int, batch_size: int, processes: int = 1) -> range:
     return range(0, last, batch_size)
 
 
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, params: Params) -> torch.Tensor:
+    """Cross-entropy with train.label_smoothing; with model.head = softmax, of the softmax of the
+    logits, as the seed computed it (its model ended in softmax, and the loss adds log-softmax)."""
+    scores = logits.softmax(dim=1) if params.model.head == "softmax" else logits
+    return F.cross_entropy(scores, labels, label_smoothing=params.train.label_smoothing)
+
+
 def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
                 generator: torch.Generator, device: torch.device, precision: Precision,
                 progress: bool | None, group: Group = SOLO):
@@ -85,15 +92,15 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
         with autocast(device, precision):
             logits = model(x)
         logits = logits.float()
-        loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+        loss = training_loss(logits, y, params)
         optimizer.zero_grad(set_to_none=True)
         # weight != 1 only for an uneven last slice: DDP's mean over ranks is then the global mean.
         (loss if weight == 1.0 else loss * weight).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         scheduler.step()
-        # Logged loss is plain cross-entropy, comparable with valid/test even with label smoothing.
-        plain = loss if not t.label_smoothing else F.cross_entropy(logits.detach(), y)
+        # Logged loss is plain cross-entropy, comparable with valid/test whatever the training loss.
+        plain = F.cross_entropy(logits.detach(), y)
         total_loss += plain.detach() * len(index)
         correct += (logits.argmax(dim=1) == y).sum()
         seen += len(index)

@@ -1,29 +1,40 @@
-"""Stage evaluate: test accuracy (argmax), loss, per-class precision/recall/F1, confusion data."""
+"""Stage evaluate: test accuracy (argmax) and what the course's sampling grader would give, before
+and after the hand-in's sharpening; loss, per-class precision/recall/F1, confusion data.
 
-from mnist_dvc import paths, reports
+In fp32 whatever train.precision says: the course runs the model in fp32, and the hand-in command
+(stages/handin.py) must choose the same sharpening factor from the same numbers.
+"""
+
+from mnist_dvc import handin, paths, reports
 from mnist_dvc.cli import run_stage
+from mnist_dvc.device import pick_device
 from mnist_dvc.digits import load_digits
-from mnist_dvc.device import pick_device, resolve_precision
-from mnist_dvc.inference import evaluate
+from mnist_dvc.inference import logits_of, loss_and_accuracy
 from mnist_dvc.model import load_model
 from mnist_dvc.params import load_params
 
 
 def main() -> None:
-    params = load_params()
-    test = load_digits(paths.prepared("test"))
-    device = pick_device()
-    precision = resolve_precision(params.train.precision, device, warn=False)
-    model = load_model(paths.MODEL, device)
-    loss, accuracy, predicted = evaluate(model, test, precision)
+    load_params()
+    valid, test = load_digits(paths.prepared("valid")), load_digits(paths.prepared("test"))
+    model = load_model(paths.MODEL, pick_device())
+    valid_logits, test_logits = logits_of(model, valid), logits_of(model, test)
+    loss, accuracy = loss_and_accuracy(test_logits, test.labels)
+    graded = handin.grade((valid_logits, valid.labels), (test_logits, test.labels))
+    predicted = test_logits.argmax(dim=1)
     classes = reports.per_class(reports.confusion_matrix(test.labels, predicted))
-    reports.write_json(paths.TEST_METRICS, {"test_acc": accuracy, "test_loss": loss,
-                                            **reports.macro(classes)})
+    reports.write_json(paths.TEST_METRICS, {
+        "test_acc": accuracy,
+        "test_acc_sampled": graded["test"]["sampled"],  # the course's grader, expected value
+        "handin_test_acc_sampled": graded["test"]["handin_sampled"],
+        "handin_factor": graded["factor"],
+        "test_loss": loss, **reports.macro(classes)})
     reports.write_csv(paths.CLASSES, classes)
     reports.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p} for a, p in
-                                          zip(test.labels.tolist(), predicted.tolist())])
-    print(f"evaluate: test accuracy {accuracy:.4f}, loss {loss:.4f} on {len(test)} images "
-          f"({precision.dtype})")
+                                          zip(test.labels.tolist(), predicted.tolist(), strict=True)])
+    print(f"evaluate: test accuracy {accuracy:.4f} (argmax), {graded['test']['sampled']:.4f} graded "
+          f"the course's way (sampled, expected), {graded['test']['handin_sampled']:.4f} for the "
+          f"hand-in (last layer x{graded['factor']:g}); loss {loss:.4f} on {len(test)} images (fp32)")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def test_varying_params_only():
 def test_table_sorted_by_test_accuracy():
     table = compare.markdown_table(ROWS[1:], ["optimizer"]).splitlines()
     assert table[0] == "| experiment | optimizer | " + " | ".join(compare.METRICS) + " |"
-    assert table[2].startswith("| b | sgdm | 0.9700 | 0.1000 |  | 2 |")
+    assert table[2].startswith("| b | sgdm | 0.9700 |  |  | 0.1000 |  | 2 |")
     assert table[3].startswith("| a | adam | 0.9500 |")
 
 

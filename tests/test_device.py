@@ -109,7 +109,9 @@ def test_machine_record_says_where_and_how(cpu_bf16):
     assert set(record) == {"device", "hardware", "precision", "precision_reason", "processor",
                            "torch", "threads"}
     assert record["device"] == "cpu"
-    assert record["hardware"] == f"CPU {torch.backends.cpu.get_cpu_capability()}"
+    # The model name tells an AMD Zen 4 from an Intel Xeon with AMX (same ISA string, other speed).
+    assert record["hardware"] == (f"{device.cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
+                                  ", no native bf16")
     assert record["precision"] == "fp32" and record["precision_reason"] == precision.reason
     assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
     assert record["processor"]
@@ -128,3 +130,13 @@ def test_device_selection_follows_cuda_availability(monkeypatch):
     assert device.pick_device() == CPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert device.pick_device() == CUDA
+
+
+def test_cpu_model_reads_name_family_and_model(monkeypatch, tmp_path):
+    """Bug caught: a machine line that says only "AMD EPYC" for both a Zen 3 and a Zen 4."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                    "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 17\n")
+    real_path = device.Path
+    monkeypatch.setattr(device, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
+    assert device.cpu_model() == "AMD EPYC (family 25 model 17)"

@@ -26,7 +26,8 @@ def test_repro_leaves_model_metrics_and_figures(repo):
     assert train["epochs_run"] == 1 and train["best_epoch"] == 1
     assert 0.5 < train["best_valid_acc"] <= 1
     assert 0.5 < test["test_acc"] <= 1 and 0 < test["test_loss"] < 2
-    assert set(test) == {"test_acc", "test_loss", "macro_precision", "macro_recall", "macro_f1"}
+    assert set(test) == {"test_acc", "test_acc_sampled", "handin_test_acc_sampled", "handin_factor",
+                         "test_loss", "macro_precision", "macro_recall", "macro_f1"}
     history = (repo / "metrics/history.csv").read_text().splitlines()
     assert history[0] == "epoch,lr,train_loss,train_acc,valid_loss,valid_acc,test_loss,test_acc"
     assert len(history) == 2

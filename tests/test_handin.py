@@ -1,0 +1,188 @@
+"""The hw7 hand-in, graded the course's way: the course's own class and sampling loop score it."""
+
+import math
+import sys
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from mnist_dvc import handin, paths
+from mnist_dvc.atomic import torch_save
+from mnist_dvc.cli import run_stage
+from mnist_dvc.digits import save_digits
+from mnist_dvc.errors import MnistError
+from mnist_dvc.inference import logits_of
+from mnist_dvc.model import MyConvNet, load_model
+from mnist_dvc.training import fit
+from stages import handin as handin_stage
+
+
+class CourseConvNet(nn.Module):
+    """The course's MyConvNet: the same blocks, softmax at the end of forward, a 3-D input
+    unsqueezed to a batch of one."""
+
+    def __init__(self):
+        super().__init__()
+        self.cnn = nn.Sequential(
+            nn.Conv2d(1, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc = nn.Sequential(nn.Linear(6272, 784), nn.ReLU(), nn.Linear(784, 98), nn.ReLU(),
+                                nn.Linear(98, 10))
+
+    def forward(self, x):
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        out = self.cnn(x)
+        out = out.view(out.size(0), -1)
+        return torch.softmax(self.fc(out), dim=-1)
+
+
+def course_grade(path, images: torch.Tensor, labels: torch.Tensor, seed: int) -> float:
+    """The course's loop: load the file, one (1, 28, 28) float [0, 1] image at a time, sample."""
+    net = CourseConvNet()
+    net.load_state_dict(torch.load(path))
+    net.eval()
+    torch.manual_seed(seed)
+    num_correct = 0
+    with torch.no_grad():
+        for feature, true_label in zip(images.float().div(255).unsqueeze(1), labels, strict=True):
+            prob = net(feature).detach()
+            label = Categorical(prob).sample().item()
+            num_correct += int(label == true_label)
+    return num_correct / len(labels)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
+    """A project folder holding what the train and split stages leave: models/model.pt trained one
+    epoch with the default label smoothing (0.1), data/prepared/{valid,test}.pt."""
+    from mnist_dvc.params import parse_params, with_overrides
+
+    params = parse_params(with_overrides(default_raw, {
+        "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
+        "scheduler": "constant", "train.augment": False}))
+    assert params.train.label_smoothing == 0.1
+    train = mnist_train.take(torch.arange(6000))
+    valid = mnist_train.take(torch.arange(6000, 8000))
+    test = mnist_test.take(torch.arange(2000))
+    state = fit(params, train, valid, test, torch.device("cpu"), progress=False)
+    root = tmp_path_factory.mktemp("project")
+    torch_save(state.best_state, root / paths.MODEL)
+    save_digits(valid, root / paths.prepared("valid"))
+    save_digits(test, root / paths.prepared("test"))
+    return root, test
+
+
+def run_handin(monkeypatch, root, *args):
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "argv", ["stages.handin", *args])
+    run_stage(handin_stage.main)
+
+
+def test_course_grader_scores_the_handin_near_argmax(project, monkeypatch, capsys):
+    """Three seeded runs of the course's sampling grader on the hand-in land within 0.3 points of
+    the argmax accuracy, while the same model unsharpened scores clearly lower. Catches a hand-in
+    without the sharpening (or a factor that never reaches the file), a file the course's class
+    cannot load strictly, and sharpening that changes predictions."""
+    root, test = project
+    run_handin(monkeypatch, root, "21000000", "zhangsan")
+    handed_in = root / "hw7_21000000_zhangsan.pth"
+    argmax = (logits_of(load_model(root / paths.MODEL), test).argmax(1) == test.labels)
+    argmax = argmax.double().mean().item()
+    assert argmax > 0.9, "the fixture model should have learnt"
+    # One sampled score of the hand-in has a standard deviation of about 0.001 here (2,000 images):
+    # the mean of three seeds must be within 0.003 (5 sd), each one within 0.005.
+    graded = [course_grade(handed_in, test.images, test.labels, seed) for seed in (0, 1, 2)]
+    assert abs(sum(graded) / 3 - argmax) <= 0.003, (graded, argmax)
+    assert all(abs(g - argmax) <= 0.005 for g in graded), (graded, argmax)
+    for seed in (0, 1, 2):  # label smoothing 0.1 puts ~0.8 on the true class of this weak model
+        unsharpened = course_grade(root / paths.MODEL, test.images, test.labels, seed)
+        assert unsharpened < argmax - 0.03, (seed, unsharpened, argmax)
+    out = capsys.readouterr().out
+    assert "sharpened x" in out and "wrote hw7_21000000_zhangsan.pth" in out
+
+
+def test_handin_keeps_every_prediction_and_changes_only_the_last_layer(project, monkeypatch):
+    """The course's class gives the hand-in the same argmax on every test image as models/model.pt;
+    every tensor but fc.4's is bit-identical. Catches sharpening that scales another layer (which a
+    BatchNorm-free argmax might survive but the grader would not) or reorders keys' contents."""
+    root, test = project
+    run_handin(monkeypatch, root, "21000000", "zhangsan")
+    original = torch.load(root / paths.MODEL)
+    handed_in = torch.load(root / "hw7_21000000_zhangsan.pth")
+    assert list(handed_in) == list(original)
+    changed = {k for k in original if not torch.equal(original[k], handed_in[k])}
+    assert changed == {"fc.4.weight", "fc.4.bias"}
+    factor = (handed_in["fc.4.bias"] / original["fc.4.bias"]).mean().item()
+    assert factor > 1
+    nets = []
+    for state in (original, handed_in):
+        net = CourseConvNet()
+        net.load_state_dict(state)
+        nets.append(net.eval())
+    x = test.images.float().div(255).unsqueeze(1)
+    with torch.no_grad():
+        assert torch.equal(nets[0](x).argmax(1), nets[1](x).argmax(1))
+
+
+def test_same_model_gives_the_same_bytes(project, monkeypatch, tmp_path):
+    root, _ = project
+    run_handin(monkeypatch, root, "21000000", "zhangsan")
+    first = (root / "hw7_21000000_zhangsan.pth").read_bytes()
+    run_handin(monkeypatch, root, "21000000", "zhangsan", "--out", str(tmp_path))
+    assert (tmp_path / "hw7_21000000_zhangsan.pth").read_bytes() == first
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["2100a000", "zhangsan"], "student id '2100a000' must be digits only"),
+    (["21000000", "zhāngsān"], "must be ASCII letters only"),
+    (["21000000", "zhang san"], "must be ASCII letters only"),
+    (["21000000", "zhangsan", "--out", "no/such/folder"], "output folder no/such/folder does not exist"),
+    (["21000000", "zhangsan", "--model", "models/none.pt"], "models/none.pt is missing"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(project, monkeypatch, capsys, args, problem):
+    root, _ = project
+    before = set(root.rglob("*"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_handin(monkeypatch, root, *args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and problem in err, err
+    assert set(root.rglob("*")) == before
+
+
+def test_sampled_accuracy_by_hand():
+    """Two images, softmax [0.75, 0.25]: right with 0.75 and 0.25, so the grader expects 0.5 with
+    standard deviation sqrt(0.75 * 0.25 * 2) / 2."""
+    logits = torch.tensor([[math.log(3), 0.0], [math.log(3), 0.0]])
+    labels = torch.tensor([0, 1])
+    assert handin.sampled_accuracy(logits, labels) == pytest.approx(0.5)
+    assert handin.sampled_accuracy_sd(logits, labels) == pytest.approx(math.sqrt(0.375) / 2)
+
+
+def test_factor_is_the_smallest_within_tolerance_on_valid():
+    """Every row puts e^a = 81 on the right class and 1 on nine others: p = 81/90 = 0.9 at T=1,
+    729/738 = 0.9878 at 1.5, 6561/6570 = 0.99863 at 2 (short of 1 - 0.0005), 0.99998 at 3."""
+    logits = torch.zeros(4, 10)
+    logits[:, 0] = math.log(81)
+    assert handin.choose_factor(logits, torch.zeros(4, dtype=torch.long)) == 3.0
+    # A tie everywhere: no factor helps, so the smallest of the best (1).
+    assert handin.choose_factor(torch.zeros(4, 10), torch.zeros(4, dtype=torch.long)) == 1.0
+
+
+def test_sharpened_scales_the_last_layer_only():
+    state = MyConvNet().state_dict()
+    sharp = handin.sharpened(state, 4.0)
+    assert torch.equal(sharp["fc.4.weight"], state["fc.4.weight"] * 4)
+    assert torch.equal(sharp["fc.4.bias"], state["fc.4.bias"] * 4)
+    assert all(torch.equal(sharp[k], state[k]) for k in state if not k.startswith("fc.4."))
+
+
+@pytest.mark.parametrize("student_id, name", [("", "zhangsan"), ("123", ""), ("12 3", "li"),
+                                              ("１２３", "li"), ("123", "li-si"), ("123", "li.pth")])
+def test_file_name_refuses_what_the_course_cannot_take(student_id, name):
+    with pytest.raises(MnistError):
+        handin.file_name(student_id, name)
+    assert handin.file_name("21000000", "ZhangSan") == "hw7_21000000_ZhangSan.pth"
