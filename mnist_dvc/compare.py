@@ -1,17 +1,16 @@
-"""Compare DVC experiments: pick rows of `dvc exp show`, tabulate them, overlay their curves."""
+"""Compare DVC experiments as a study: pick finished rows of `dvc exp show`, keep them as the rows
+of reports/runs.csv, and tabulate them by cell (see study.py for the statistics)."""
 
+import csv
+import io
 import math
+from pathlib import Path
 
+import yaml
+
+from mnist_dvc import study
+from mnist_dvc.atomic import write_text
 from mnist_dvc.errors import MnistError
-
-METRICS = ("test_acc", "test_acc_sampled", "handin_test_acc_sampled", "test_loss", "best_valid_acc", "best_epoch", "epochs_run", "train_seconds")
-
-
-def flat_keys(tree: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in tree.items():
-        keys += flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
-    return keys
 
 
 def select(rows: list[dict], names: list[str]) -> list[dict]:
@@ -53,20 +52,89 @@ def with_results(rows: list[dict]) -> tuple[list[dict], str]:
     return done, f"compare: skipped, no results of their own: {skipped}" if skipped else ""
 
 
-def varying(rows: list[dict], param_keys: list[str]) -> list[str]:
-    """The params whose values differ between the rows."""
-    return [k for k in param_keys if len({str(r.get(k)) for r in rows}) > 1]
+# A run as reports/runs.csv keeps it: who, its params (flat keys), these metrics, where it ran.
+RUN_METRICS = ("test_acc", "test_acc_sampled", "handin_test_acc_sampled", "handin_factor",
+               "test_loss", "best_valid_acc", "best_epoch", "epochs_run", "train_seconds")
+RUN_MACHINE = ("hardware", "precision")
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc",
+                   "test_loss", "test_acc")
 
 
-def shown_params(rows: list[dict], param_keys: list[str]) -> list[str]:
-    """optimizer and scheduler always, then every other param that differs between the rows."""
-    always = ["optimizer", "scheduler"]
-    return always + [k for k in varying(rows, param_keys) if k not in always]
+def run_record(row: dict, param_keys: list[str], timing: dict) -> dict:
+    """One finished experiment of `dvc exp show` (metrics and params flattened by their names),
+    with the machine it ran on from its metrics/timing.json."""
+    return {"experiment": label(row), "rev": row["rev"],
+            **{k: row.get(k) for k in param_keys}, **{k: row.get(k) for k in RUN_METRICS},
+            **{k: timing.get(k) for k in RUN_MACHINE}}
 
 
-def legend(row: dict, params: list[str]) -> str:
-    """What a figure calls an experiment: its name and the shown params' values."""
-    return f"{label(row)} ({', '.join(str(row.get(k)) for k in params)})"
+def merge_runs(kept: list[dict], new: list[dict]) -> list[dict]:
+    """The rows of reports/runs.csv updated with new runs: one row per revision, new ones win."""
+    by_rev = {r["rev"]: r for r in kept} | {r["rev"]: r for r in new}
+    return list(by_rev.values())
+
+
+def write_runs(path: Path, runs: list[dict], param_keys: list[str]) -> None:
+    """reports/runs.csv: params as YAML scalars (so `true`, `0.002`, `adam` read back as they
+    were), metrics as numbers, the machine as text."""
+    columns = ["experiment", "rev", *param_keys, *RUN_METRICS, *RUN_MACHINE]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for run in runs:
+        writer.writerow({k: _scalar(run.get(k)) if k in param_keys else run.get(k) for k in columns})
+    write_text(path, out.getvalue())
+
+
+def _scalar(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+
+
+def read_runs(path: Path, param_keys: list[str]) -> list[dict]:
+    if not path.is_file():
+        raise MnistError(f"{path} is missing: run python -m stages.compare once where the "
+                         "experiments are, or name the runs.csv that git holds")
+    runs = []
+    for row in csv.DictReader(io.StringIO(path.read_text())):
+        run = {"experiment": row["experiment"], "rev": row["rev"],
+               **{k: row.get(k) for k in RUN_MACHINE}}
+        run |= {k: yaml.safe_load(row[k]) if row.get(k) else None for k in param_keys}
+        run |= {k: float(row[k]) if row.get(k) else math.nan for k in RUN_METRICS}
+        runs.append(run)
+    return runs
+
+
+def read_histories(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise MnistError(f"{path} is missing: it is written beside runs.csv by python -m "
+                         "stages.compare; restore it from git")
+    return [{"rev": row["rev"], **{k: float(row[k]) for k in HISTORY_COLUMNS}}
+            for row in csv.DictReader(io.StringIO(path.read_text()))]
+
+
+def cell_curves(runs: list[dict], histories: list[dict], param_keys: list[str],
+                defaults: dict) -> dict[str, list[list[dict]]]:
+    """Cell label -> the per-epoch history of each of its runs."""
+    by_rev: dict[str, list[dict]] = {}
+    for h in histories:
+        by_rev.setdefault(h["rev"], []).append(h)
+    return {cell_label(cell, defaults): [by_rev.get(r["rev"], []) for r in rs]
+            for cell, rs in study.group_cells(runs, param_keys).items()}
+
+
+def cell_intervals(runs: list[dict], param_keys: list[str], defaults: dict,
+                   metric: str) -> dict[str, study.Interval]:
+    return {cell_label(cell, defaults): study.interval([r[metric] for r in rs])
+            for cell, rs in study.group_cells(runs, param_keys).items()}
+
+
+def cell_label(cell: tuple, defaults: dict) -> str:
+    """"adam + warmup", then every other param that differs from the defaults."""
+    values = dict(cell)
+    extra = [f"{k} {values[k]}" for k in values
+             if k not in ("optimizer", "scheduler") and str(values[k]) != str(defaults.get(k))]
+    name = f"{values.get('optimizer')} + {values.get('scheduler')}"
+    return f"{name} ({', '.join(extra)})" if extra else name
 
 
 def _cell(value) -> str:
@@ -77,15 +145,71 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def markdown_table(rows: list[dict], params: list[str]) -> str:
-    """One line per experiment, best test accuracy first."""
-    ordered = sorted(rows, key=lambda r: -_number(r.get("test_acc")))
-    header = ["experiment", *params, *METRICS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in ordered:
-        lines.append("| " + " | ".join([label(row)] + [_cell(row.get(k)) for k in header[1:]]) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def _number(value) -> float:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else -math.inf
+
+
+def _mean_ci(iv: study.Interval) -> str:
+    if iv.n < 2:
+        return f"{iv.mean:.4f} (1 seed)"
+    return f"{iv.mean:.4f} ± {iv.sd:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
+
+
+def _points(iv: study.Interval | None) -> tuple[str, str]:
+    """A difference in accuracy points, and whether it is real at this sample size."""
+    if iv is None:
+        return "no common seed", ""
+    if iv.n < 2:
+        return f"{100 * iv.mean:+.2f} (1 pair)", "can't tell"
+    verdict = "**real**" if iv.excludes_zero else "not shown"
+    return f"{100 * iv.mean:+.2f} [{100 * iv.low:+.2f}, {100 * iv.high:+.2f}]", verdict
+
+
+def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> str:
+    """The study's page: cells with mean, sd and 95% interval; paired differences against the
+    baseline cell (the defaults); every run."""
+    cells = study.group_cells(runs, param_keys)
+    base_key = study.cell_of(defaults, param_keys)
+    stats = {cell: {m: study.interval([r[m] for r in rs]) for m in
+                    ("test_acc", "test_acc_sampled", "handin_test_acc_sampled", "best_valid_acc",
+                     "best_epoch", "train_seconds")} for cell, rs in cells.items()}
+    order = sorted(cells, key=lambda c: -stats[c]["test_acc"].mean)
+    machines = sorted({f"{r.get('hardware')} ({r.get('precision')})" for r in runs})
+    lines = [f"{len(runs)} runs in {len(cells)} cells (a cell: the same params, seeds differ). "
+             "Intervals are 95% t intervals of the mean over the seeds (mean ± sd [low, high]).",
+             "", "Ran on: " + "; ".join(machines), "",
+             "## Cells, best mean test accuracy first", "",
+             "| cell | seeds | test accuracy (argmax) | graded the course's way (expected) | "
+             "hand-in, graded | best valid accuracy | best epoch | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cell in order:
+        s = stats[cell]
+        name = cell_label(cell, defaults) + (" **(baseline)**" if cell == base_key else "")
+        seeds = ", ".join(str(r["seed"]) for r in sorted(cells[cell], key=lambda r: r["seed"]))
+        lines.append(f"| {name} | {seeds} | {_mean_ci(s['test_acc'])} | "
+                     f"{_mean_ci(s['test_acc_sampled'])} | {s['handin_test_acc_sampled'].mean:.4f} | "
+                     f"{s['best_valid_acc'].mean:.4f} | {s['best_epoch'].mean:.1f} | "
+                     f"{s['train_seconds'].mean:.0f} |")
+    lines += ["", "## Paired differences against the baseline, seed by seed", ""]
+    if base_key not in cells:
+        lines.append("No run of the baseline cell (the params.yaml defaults) yet: nothing to pair.")
+    else:
+        lines += [f"Each cell minus {cell_label(base_key, defaults)} on the seeds both ran, in "
+                  "accuracy points (0.01 = one test image in 10,000). **real**: the 95% "
+                  "interval excludes 0; not shown: it does not, at this number of seeds.", "",
+                  "| cell | pairs | Δ test accuracy | | Δ graded (expected) | |",
+                  "|---|---|---|---|---|---|"]
+        for cell in order:
+            if cell == base_key:
+                continue
+            acc = study.paired_difference(cells[base_key], cells[cell], "test_acc")
+            graded = study.paired_difference(cells[base_key], cells[cell], "test_acc_sampled")
+            lines.append(f"| {cell_label(cell, defaults)} | {acc.n if acc else 0} | "
+                         f"{' | '.join(_points(acc))} | {' | '.join(_points(graded))} |")
+    lines += ["", "## Runs", "", "| experiment | cell | seed | " + " | ".join(RUN_METRICS) +
+              " | hardware |", "|---|---|---|" + "---|" * (len(RUN_METRICS) + 1)]
+    for cell in order:
+        for r in sorted(cells[cell], key=lambda r: r["seed"]):
+            lines.append(f"| {r['experiment']} | {cell_label(cell, defaults)} | {r['seed']} | " +
+                         " | ".join(_cell(r.get(k)) for k in RUN_METRICS) + f" | {r.get('hardware')} |")
+    return "\n".join(lines) + "\n"

@@ -77,31 +77,44 @@ def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.T
     _save(fig, path)
 
 
-def overlay(histories: dict[str, list[dict]], column: str, name: str, path: str | Path) -> None:
-    """One line per experiment: `column` of its history against the epoch."""
+def band_overlay(curves: dict[str, list[list[dict]]], column: str, name: str, path: str | Path) -> None:
+    """One line per cell: the mean of `column` over its runs at each epoch, with a ±1 sd band
+    where two or more runs reached that epoch."""
     fig, ax = plt.subplots(figsize=(8, 5))
-    for label, history in sorted(histories.items()):
-        ax.plot([r["epoch"] for r in history], [r[column] for r in history], marker="o",
-                markersize=3, label=label)
+    for label, runs in sorted(curves.items()):
+        epochs = sorted({int(r["epoch"]) for history in runs for r in history})
+        values = [[r[column] for history in runs for r in history if int(r["epoch"]) == e]
+                  for e in epochs]
+        mean = [sum(v) / len(v) for v in values]
+        sd = [(sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
+              for v, m in zip(values, mean, strict=True)]
+        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{label} (n={len(runs)})")
+        ax.fill_between(epochs, [m - s for m, s in zip(mean, sd, strict=True)],
+                        [m + s for m, s in zip(mean, sd, strict=True)], color=line.get_color(),
+                        alpha=0.2)
     ax.set_xlabel("epoch")
     ax.set_ylabel(name)
-    ax.set_title(f"{name} per epoch")
+    ax.set_title(f"{name} per epoch: mean over seeds, ±1 sd band")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
 
 
-def bars(values: dict[str, float], name: str, path: str | Path) -> None:
-    """A horizontal bar per experiment, best on top, with the value written on each bar."""
-    ordered = sorted(values.items(), key=lambda kv: kv[1])
+def interval_bars(intervals: dict, name: str, path: str | Path) -> None:
+    """A horizontal bar per cell at its mean, best on top, with its 95% interval as an error bar
+    (none for a single seed)."""
+    ordered = sorted(intervals.items(), key=lambda kv: kv[1].mean)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(ordered) + 1.2))
-    ax.barh([k for k, _ in ordered], [v for _, v in ordered], color="steelblue")
-    for i, (_, value) in enumerate(ordered):
-        ax.text(value, i, f" {value:.4f}", va="center", fontsize=8)
-    low = min(v for _, v in ordered)
+    means = [iv.mean for _, iv in ordered]
+    errors = [[0 if iv.n < 2 else iv.mean - iv.low for _, iv in ordered],
+              [0 if iv.n < 2 else iv.high - iv.mean for _, iv in ordered]]
+    ax.barh([k for k, _ in ordered], means, xerr=errors, color="steelblue", capsize=3)
+    for i, (_, iv) in enumerate(ordered):
+        ax.text(iv.mean, i, f" {iv.mean:.4f} (n={iv.n})", va="center", fontsize=8)
+    low = min(iv.low if iv.n > 1 else iv.mean for _, iv in ordered)
     ax.set_xlim(max(0.0, low - (1 - low)), 1.0)
     ax.set_xlabel(name)
-    ax.set_title(f"{name} per experiment")
+    ax.set_title(f"{name}: mean over seeds, 95% interval")
     fig.tight_layout()
     _save(fig, path)

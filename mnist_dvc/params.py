@@ -190,6 +190,17 @@ def as_dict(params) -> dict:
     return dataclasses.asdict(params)
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}: the keys `dvc exp run -S` and `dvc exp show` use."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
 def with_overrides(raw: dict, overrides: dict) -> dict:
     """A copy of raw params with dotted keys replaced, as `-S train.lr=0.1` does."""
     raw = copy.deepcopy(raw)

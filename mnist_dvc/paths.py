@@ -16,6 +16,7 @@ TEST_METRICS = METRICS / "test.json"
 CLASSES = METRICS / "classes.csv"
 PREDICTIONS = METRICS / "predictions.csv"
 FIGURES = Path("figures")
+REPORTS = Path("reports")
 
 
 def prepared(split: str) -> Path:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from mnist_dvc.errors import MnistError
-from mnist_dvc.params import Params, as_dict
+from mnist_dvc.params import Params, as_dict, flatten
 
 REPORT = Path("reports/run.md")  # dvc.yaml declares the same (cache: false, so git keeps it)
 # The plot stage's figures (in paths.FIGURES), linked from the report with their captions.
@@ -30,17 +30,6 @@ DEFAULTS = {
     "warmup": {"epochs": 1, "decay": "cosine", "gamma": 0.9},
 }
 NOT_RECORDED = "not recorded"
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def _same(a, b) -> bool:

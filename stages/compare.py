@@ -1,14 +1,20 @@
-"""Compare experiments (not a pipeline stage: it spans experiments).
+"""Compare experiments as a study (not a pipeline stage: it spans experiments).
 
-    python -m stages.compare                 # every experiment in `dvc exp show`
+    python -m stages.compare                 # every finished experiment in `dvc exp show`
     python -m stages.compare EXP [EXP ...]   # only these (names or revisions)
     python -m stages.compare --rev REV       # experiments based on commit REV (default HEAD)
+    python -m stages.compare --from reports/runs.csv   # from the committed rows alone, no DVC
 
-Writes reports/comparison.md (a table sorted by test accuracy) and PNGs overlaying valid accuracy
-and valid loss per epoch, plus a bar chart of test accuracy.
+Groups runs into cells (the same params but the seed) and writes reports/comparison.md: per cell
+the mean, sd and 95% interval of test accuracy and of the course's graded accuracy, and paired
+differences against the baseline cell (the params.yaml defaults). Figures: mean valid accuracy and
+loss per epoch with a ±1 sd band, and mean test accuracy with its interval. Reading experiments
+also merges them into reports/runs.csv and reports/histories.csv, which git keeps (DVC's
+experiment refs stay on the machine that ran them).
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import dvc.api
@@ -16,7 +22,20 @@ import dvc.api
 from mnist_dvc import compare, figures, paths, reports
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_stage
-from mnist_dvc.params import as_dict, load_params
+from mnist_dvc.params import as_dict, flatten, load_params
+
+
+def from_experiments(args, param_keys: list[str]) -> tuple[list[dict], list[dict]]:
+    rows, note = compare.with_results(compare.select(dvc.api.exp_show(revs=args.rev), args.experiments))
+    if note:
+        print(note)
+    runs, histories = [], []
+    for row in rows:
+        timing = json.loads(dvc.api.read(str(paths.TIMING), rev=row["rev"]))
+        runs.append(compare.run_record(row, param_keys, timing))
+        histories += [{"rev": row["rev"], **{k: h[k] for k in compare.HISTORY_COLUMNS}}
+                      for h in reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=row["rev"]))]
+    return runs, histories
 
 
 def main() -> None:
@@ -24,25 +43,38 @@ def main() -> None:
     parser.add_argument("experiments", nargs="*", help="experiment names or revisions (default: all)")
     parser.add_argument("--rev", action="append", help="baseline commit(s) of the experiments "
                         "(default: HEAD)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
+    parser.add_argument("--from", dest="runs_csv", type=Path, metavar="RUNS_CSV",
+                        help="compare the rows of this file (and its histories.csv) instead")
+    parser.add_argument("--out", type=Path, default=paths.REPORTS, help="output folder")
     args = parser.parse_args()
 
-    param_keys = compare.flat_keys(as_dict(load_params()))
-    rows, note = compare.with_results(compare.select(dvc.api.exp_show(revs=args.rev), args.experiments))
-    if note:
-        print(note)
-    shown = compare.shown_params(rows, param_keys)
-    names = {r["rev"]: compare.legend(r, shown) for r in rows}
-    histories = {names[r["rev"]]: reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=r["rev"]))
-                 for r in rows}
-    table = compare.markdown_table(rows, shown)
-    write_text(args.out / "comparison.md", "# Experiments, best test accuracy first\n\n" + table)
-    figures.overlay(histories, "valid_acc", "valid accuracy", args.out / "valid_accuracy.png")
-    figures.overlay(histories, "valid_loss", "valid loss", args.out / "valid_loss.png")
-    figures.bars({names[r["rev"]]: r.get("test_acc") for r in rows}, "test accuracy",
-                 args.out / "test_accuracy.png")
-    print(table, end="")
-    print(f"compare: {len(rows)} experiments → {args.out}/")
+    defaults = as_dict(load_params())
+    flat_defaults = flatten(defaults)
+    param_keys = list(flat_defaults)
+    runs_csv, histories_csv = args.out / "runs.csv", args.out / "histories.csv"
+    if args.runs_csv:
+        runs = compare.read_runs(args.runs_csv, param_keys)
+        histories = compare.read_histories(args.runs_csv.with_name("histories.csv"))
+    else:
+        new_runs, new_histories = from_experiments(args, param_keys)
+        kept = compare.read_runs(runs_csv, param_keys) if runs_csv.is_file() else []
+        kept_histories = compare.read_histories(histories_csv) if histories_csv.is_file() else []
+        runs = compare.merge_runs(kept, new_runs)
+        new_revs = {r["rev"] for r in new_runs}
+        histories = [h for h in kept_histories if h["rev"] not in new_revs] + new_histories
+        compare.write_runs(runs_csv, runs, param_keys)
+        reports.write_csv(histories_csv, histories)
+    if not args.runs_csv and args.experiments:  # the page shows what was asked for
+        runs = [r for r in runs if r["rev"] in {n["rev"] for n in new_runs}]
+    page = compare.study_markdown(runs, param_keys, flat_defaults)
+    write_text(args.out / "comparison.md", "# The study\n\n" + page)
+    curves = compare.cell_curves(runs, histories, param_keys, flat_defaults)
+    figures.band_overlay(curves, "valid_acc", "valid accuracy", args.out / "valid_accuracy.png")
+    figures.band_overlay(curves, "valid_loss", "valid loss", args.out / "valid_loss.png")
+    figures.interval_bars(compare.cell_intervals(runs, param_keys, flat_defaults, "test_acc"),
+                          "test accuracy (argmax)", args.out / "test_accuracy.png")
+    print(page, end="")
+    print(f"compare: {len(runs)} runs → {args.out}/comparison.md")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
+import math
 
 import pytest
 
-from mnist_dvc import compare
+from mnist_dvc import compare, study
 from mnist_dvc.errors import MnistError
+from mnist_dvc.params import flatten
 
 ROWS = [
     {"Experiment": None, "rev": "workspace", "optimizer": "adam", "train.lr": 0.002, "test_acc": 0.99},
@@ -26,25 +28,9 @@ def test_select_unknown_or_none():
         compare.select(ROWS[:1], [])
 
 
-def test_varying_params_only():
-    assert compare.varying(ROWS[1:], ["optimizer", "train.lr"]) == ["optimizer"]
-
-
-def test_table_sorted_by_test_accuracy():
-    table = compare.markdown_table(ROWS[1:], ["optimizer"]).splitlines()
-    assert table[0] == "| experiment | optimizer | " + " | ".join(compare.METRICS) + " |"
-    assert table[2].startswith("| b | sgdm | 0.9700 |  |  | 0.1000 |  | 2 |")
-    assert table[3].startswith("| a | adam | 0.9500 |")
-
-
-def test_flat_keys():
-    assert compare.flat_keys({"seed": 0, "train": {"lr": 1, "x": {"y": 2}}}) == ["seed", "train.lr", "train.x.y"]
-
-
-def test_shown_params_and_legend():
-    shown = compare.shown_params(ROWS[1:], ["seed", "optimizer", "scheduler", "train.lr"])
-    assert shown == ["optimizer", "scheduler"]
-    assert compare.legend(ROWS[2], shown) == "b (sgdm, None)"
+def test_flatten():
+    assert flatten({"seed": 0, "train": {"lr": 1, "x": {"y": 2}}}) == {"seed": 0, "train.lr": 1,
+                                                                        "train.x.y": 2}
 
 
 # Rows as dvc.api.exp_show() gives them for unfinished experiments: a queued one has no metrics;
@@ -72,3 +58,76 @@ def test_nothing_left_to_compare_is_a_clear_error():
     assert str(error.value) == ("no selected experiment has finished with a test accuracy "
                                 "(q (Queued), f (Failed)): wait for queued ones (dvc queue status), "
                                 "rerun failed ones, or name finished ones")
+
+
+# The study's statistics, against numbers worked out by hand.
+def run(seed, acc, sampled, optimizer="adam", lr=0.002, rev=None):
+    return {"experiment": f"{optimizer}-{seed}", "rev": rev or f"{optimizer}{lr}{seed}", "seed": seed,
+            "optimizer": optimizer, "scheduler": "warmup", "train.lr": lr, "test_acc": acc,
+            "test_acc_sampled": sampled, "handin_test_acc_sampled": acc, "handin_factor": 4.0,
+            "test_loss": 0.1, "best_valid_acc": acc, "best_epoch": 8.0, "epochs_run": 8.0,
+            "train_seconds": 100.0, "hardware": "CPU X", "precision": "bf16"}
+
+
+KEYS = ["seed", "optimizer", "scheduler", "train.lr"]
+DEFAULTS = {"seed": 0, "optimizer": "adam", "scheduler": "warmup", "train.lr": 0.002}
+BASE = [run(0, 0.990, 0.92), run(1, 0.992, 0.93), run(2, 0.994, 0.94)]
+# nadam: +0.002, +0.003, +0.001 on the same seeds; sgdm (listed out of seed order): +0.001,
+# +0.002, +0.001 in test accuracy (seeds 0, 1, 2) and exactly -0.02 each in graded accuracy.
+NADAM = [run(0, 0.992, 0.92, "nadam"), run(1, 0.995, 0.93, "nadam"), run(2, 0.995, 0.94, "nadam")]
+SGDM = [run(2, 0.995, 0.92, "sgdm", 0.05), run(0, 0.991, 0.90, "sgdm", 0.05),
+        run(1, 0.994, 0.91, "sgdm", 0.05)]
+
+
+def test_interval_by_hand():
+    """0.990, 0.992, 0.994: mean 0.992, sd 0.002, half-width t(2) 4.303 x 0.002 / sqrt 3 =
+    0.0049687. Catches a z (1.96) instead of t, a population sd, sqrt(n-1) for sqrt(n)."""
+    iv = study.interval([0.990, 0.992, 0.994])
+    assert (iv.n, iv.mean, iv.sd) == (3, pytest.approx(0.992), pytest.approx(0.002))
+    assert (iv.low, iv.high) == (pytest.approx(0.992 - 0.0049687, abs=1e-7),
+                                 pytest.approx(0.992 + 0.0049687, abs=1e-7))
+    one = study.interval([0.99])
+    assert one.n == 1 and one.mean == 0.99 and math.isnan(one.low)
+    assert study.t975(40) == 2.042 and study.t975(12) == 2.228
+
+
+def test_paired_differences_pair_by_seed():
+    """NADAM - BASE = +0.002, +0.003, +0.001: mean 0.002, sd 0.001, half-width 0.0024844, so the
+    interval [-0.00048, 0.00448] holds 0: not shown. SGDM - BASE in graded accuracy is -0.02 on
+    every seed: sd 0, real. Catches pairing by position instead of by seed (SGDM's order would
+    then give other differences)."""
+    nadam = study.paired_difference(BASE, NADAM, "test_acc")
+    assert nadam.mean == pytest.approx(0.002) and nadam.sd == pytest.approx(0.001)
+    assert nadam.low == pytest.approx(0.002 - 0.0024844, abs=1e-7) and not nadam.excludes_zero
+    sgdm = study.paired_difference(BASE, SGDM, "test_acc_sampled")
+    assert sgdm.mean == pytest.approx(-0.02) and sgdm.sd == pytest.approx(0, abs=1e-12)
+    assert sgdm.excludes_zero
+    assert study.paired_difference(BASE, [run(5, 0.99, 0.9, "nadam")], "test_acc") is None
+
+
+def test_cells_group_by_params_but_the_seed_and_a_rerun_replaces_its_seed():
+    rerun = run(0, 0.5, 0.5, rev="again")
+    cells = study.group_cells(BASE + NADAM + [rerun], KEYS)
+    assert len(cells) == 2
+    assert sorted(r["test_acc"] for r in cells[study.cell_of(DEFAULTS, KEYS)]) == [0.5, 0.992, 0.994]
+
+
+def test_study_page_marks_the_baseline_and_what_is_real():
+    page = compare.study_markdown(BASE + NADAM + SGDM, KEYS, DEFAULTS)
+    assert "| adam + warmup **(baseline)** | 0, 1, 2 | 0.9920 ± 0.0020 [0.9870, 0.9970] |" in page
+    assert "| nadam + warmup | 3 | +0.20 [-0.05, +0.45] | not shown |" in page
+    assert ("| sgdm + warmup (train.lr 0.05) | 3 | +0.13 [-0.01, +0.28] | not shown | "
+            "-2.00 [-2.00, -2.00] | **real** |") in page
+    cells = page.split("## Cells")[1].split("## Paired")[0]
+    assert cells.index("nadam") < cells.index("sgdm") < cells.index("adam + warmup **")
+
+
+def test_runs_csv_round_trip(tmp_path):
+    """Params keep their types (a bool stays a bool, 0.05 a float): else a cell read back from git
+    splits from the same cell read from DVC."""
+    runs = [dict(r, **{"train.augment": True}) for r in BASE + SGDM]
+    keys = KEYS + ["train.augment"]
+    compare.write_runs(tmp_path / "runs.csv", runs, keys)
+    back = compare.read_runs(tmp_path / "runs.csv", keys)
+    assert back == runs
+    assert len(study.group_cells(back, keys)) == 2

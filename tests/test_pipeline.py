@@ -144,17 +144,19 @@ def experiments(repo) -> dict[str, dict]:
     return found
 
 
-def table_rows(path) -> list[dict]:
-    """The rows of a comparison.md table, as {column: cell}."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+def table_rows(path, section: str = "## Runs") -> list[dict]:
+    """The rows of the table under `section` of comparison.md, as {column: cell}."""
+    text = path.read_text().split(section + "\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[1:]]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+            for line in lines[2:]]
 
 
 def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
     """Bugs caught: the metric columns blank or wrong because the keys no longer match what
-    `dvc exp show` reports (values checked against each experiment's own metrics files); the
-    table not sorted by test accuracy; a queued experiment crashing compare."""
+    `dvc exp show` reports (values checked against each experiment's own metrics files); a queued
+    experiment crashing compare; runs.csv that cannot rebuild the same page without DVC."""
     env = env_with(mnist_dir)
     run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=adam,sgdm", "-S", "train.lr=0.001",
         env=env)
@@ -164,29 +166,32 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
     done = run(repo, "python", "-m", "stages.compare", *names, "--out", "reports", env=env)
     rows = table_rows(repo / "reports/comparison.md")
     assert sorted(row["experiment"] for row in rows) == sorted(names)
-    assert {row["optimizer"] for row in rows} == {"adam", "sgdm"}
+    assert {row["cell"] for row in rows} == {"adam + warmup (train.lr 0.001)",
+                                             "sgdm + warmup (train.lr 0.001)"}
     for name in ("valid_accuracy", "valid_loss", "test_accuracy"):
         assert (repo / f"reports/{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert "compare: 2 experiments" in done.stdout
-
-    # One more, queued and never run: compare over all experiments skips it in one line.
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=nadam", "-n", "still-queued", env=env)
-    done = run(repo, "python", "-m", "stages.compare", "--out", "all", env=env)
-    assert "compare: skipped, no results of their own: still-queued (Queued)\n" in done.stdout
-    assert done.stderr.count("\n") <= 1 and "Traceback" not in done.stderr
+    assert "compare: 2 runs" in done.stdout
+    page = (repo / "reports/comparison.md").read_text()
     known = experiments(repo)
-    rows = table_rows(repo / "all/comparison.md")
-    assert "still-queued" not in {row["experiment"] for row in rows}
-    assert set(names) <= {row["experiment"] for row in rows}
     for row in rows:
         rev = known[row["experiment"]]["rev"]
         metrics = {**json.loads(run(repo, "git", "show", f"{rev}:metrics/test.json").stdout),
                    **json.loads(run(repo, "git", "show", f"{rev}:metrics/train.json").stdout)}
-        for key in ("test_acc", "test_loss", "best_valid_acc"):
+        for key in ("test_acc", "test_acc_sampled", "test_loss", "best_valid_acc"):
             assert row[key] == f"{metrics[key]:.4f}", (row["experiment"], key)
-        assert row["best_epoch"] == str(metrics["best_epoch"]), row["experiment"]
-    accuracies = [float(row["test_acc"]) for row in rows]
-    assert accuracies == sorted(accuracies, reverse=True)
+        assert row["best_epoch"] == f"{metrics['best_epoch']:g}", row["experiment"]
+    # From git alone: the kept rows rebuild the same page, with no DVC experiment left.
+    run(repo, "dvc", "exp", "remove", "--all", env=env)
+    run(repo, "python", "-m", "stages.compare", "--from", "reports/runs.csv", "--out", "again", env=env)
+    assert (repo / "again/comparison.md").read_text() == page
+
+    # Only a queued experiment left: one clear line, no traceback, runs.csv untouched.
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=nadam", "-n", "still-queued", env=env)
+    kept = (repo / "reports/runs.csv").read_text()
+    done = run(repo, "python", "-m", "stages.compare", "--out", "reports", env=env, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no selected experiment has finished with a test accuracy (still-queued (Queued))" in done.stderr
+    assert (repo / "reports/runs.csv").read_text() == kept
 
 
 def test_hung_command_fails_the_test_and_is_killed(tmp_path):

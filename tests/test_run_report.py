@@ -8,6 +8,7 @@ import yaml
 
 from mnist_dvc import reports, run_report
 from mnist_dvc.errors import MnistError
+from mnist_dvc.params import flatten
 from repo_helpers import ROOT, env_with, make_repo, run
 
 TRAIN = {"best_valid_acc": 0.99511, "best_valid_loss": 0.087589, "best_epoch": 7, "epochs_run": 8}
@@ -68,8 +69,8 @@ def test_documented_defaults_match_params_yaml():
     """run_report.DEFAULTS is the README's table of defaults; params.yaml as committed must agree.
     Catches a default changed (or a param added) in params.yaml but not in the documented table:
     the report would then call the new default a change, or show no default for the new key."""
-    committed = run_report.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    documented = run_report.flatten(run_report.DEFAULTS)
+    committed = flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    documented = flatten(run_report.DEFAULTS)
     assert committed.keys() == documented.keys()
     different = [k for k in committed if not run_report._same(committed[k], documented[k])]
     assert different == []
