@@ -1,5 +1,6 @@
 """The study's CNN, its input contract and the safe way to load its weights."""
 
+import re
 from pathlib import Path
 
 import torch
@@ -78,9 +79,16 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> MyConvNe
         raise MnistError(f"{path} is missing: run the train stage first (dvc repro train)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for crafted files, others for corrupt ones
-        raise MnistError(f"{path} is not a plain state_dict and was refused ({type(exc).__name__}): "
-                         "only load weights you trust; retrain with dvc repro train") from None
+    except Exception as exc:
+        # torch 2.13 names a refused global in two wordings: "Unsupported global: GLOBAL exec was
+        # not an allowed global" and "unsupported GLOBAL posix.system whose module posix is blocked".
+        found = re.search(r"\bGLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise MnistError(f"{path} is not a plain state_dict and was refused: it holds a "
+                             f"pickled object that could run code ({found.group(1)}); only load "
+                             "weights you trust; retrain with dvc repro train") from None
+        raise MnistError(f"{path} is not a file written by torch.save, or it is cut short or "
+                         f"corrupt ({type(exc).__name__}): retrain with dvc repro train") from None
     if not isinstance(state, dict):
         raise MnistError(f"{path} holds a {type(state).__name__}, not a state_dict: retrain with "
                          "dvc repro train")
