@@ -13,9 +13,11 @@ whatever N is, with the same learning rate.
 import contextlib
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -29,6 +31,8 @@ from mnist_dvc.errors import MnistError
 # The longest legitimate wait is rank 0 writing a checkpoint: seconds.
 TIMEOUT = timedelta(minutes=5)
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+# Set by `launch` for its workers: the train stage (dvc repro) started this torchrun.
+STAGE_LAUNCH_ENV = "MNIST_TORCHRUN_BY_STAGE"
 
 
 def backend_for(device: torch.device) -> str:
@@ -62,6 +66,7 @@ def launch(processes: int, module: str) -> None:
     env = dict(os.environ)
     # torchrun would set 1 thread per worker and warn; each worker sets its share (see `start`).
     env.setdefault("OMP_NUM_THREADS", str(threads_per_process(processes)))
+    env[STAGE_LAUNCH_ENV] = "1"
     command = torchrun_command(processes, module)
     print(f"train: {processes} processes: python {' '.join(command[1:])}", flush=True)
     sys.stderr.flush()
@@ -202,6 +207,50 @@ def is_peer_failure(exc: BaseException) -> bool:
     return isinstance(exc, dist.DistError) or bool(PEER_FAILURE.search(str(exc)))
 
 
+def shorten(text: str, limit: int = 200) -> str:
+    """`text` whole if it fits in `limit` characters, else cut after the last whole word that fits,
+    with "..."."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 2]  # a space at its end marks the end of a word of limit - 3 characters
+    end = head.rfind(" ")
+    kept = head[:end].rstrip(" ,;:") if end > 0 else head[:limit - 3]
+    return kept + "..."
+
+
+def launcher_line(argv: list[str]) -> str | None:
+    """The torchrun command line in a process's arguments `argv`, as given (`torchrun ...` or
+    `python -m torch.distributed.run ...`); None if `argv` is not torchrun."""
+    for i, arg in enumerate(argv):
+        if os.path.basename(arg) == "torchrun":
+            return shlex.join(["torchrun", *argv[i + 1:]])
+        if arg == "torch.distributed.run" and argv[i - 1:i] == ["-m"]:
+            return shlex.join(["python", "-m", arg, *argv[i + 1:]])
+    return None
+
+
+def parent_argv() -> list[str]:
+    """The arguments of this process's parent: torchrun's, in a torchrun worker (Linux /proc)."""
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
+def rerun_advice() -> str:
+    """What to run again after a rank failed: dvc repro where the train stage started torchrun,
+    else the torchrun line that started this worker (on every machine of a multi-node run, each
+    with its own --node-rank)."""
+    line = launcher_line(parent_argv()) or "the torchrun line that started this run"
+    resume = "to resume from the last finished epoch"
+    if os.environ.get(STAGE_LAUNCH_ENV):
+        return f"rerun dvc repro (it starts {line} again) {resume}"
+    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:
+        return f"rerun the torchrun line on every machine (here: {line}) {resume}"
+    return f"rerun {line} {resume}"
+
+
 @contextlib.contextmanager
 def session(processes: int, timeout: timedelta = TIMEOUT):
     """`start`, then leave the process group; a failed or silent peer becomes one clear error."""
@@ -211,10 +260,9 @@ def session(processes: int, timeout: timedelta = TIMEOUT):
     except RuntimeError as exc:
         if group.size == 1 or not is_peer_failure(exc):
             raise
-        first = str(exc).strip().splitlines()[0]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise MnistError(f"rank {group.rank}: another training process died or stopped answering "
-                         f"({first[:200]}): rerun dvc repro to resume from the last finished "
-                         "epoch") from None
+                         f"({shorten(first)}): {rerun_advice()}") from None
     finally:
         if group.size > 1 and dist.is_initialized():
             dist.destroy_process_group()

@@ -7,6 +7,7 @@ compared with `train.processes: 1`, killed mid-epoch and resumed.
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,13 +21,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mnist_dvc import distributed, training
+from mnist_dvc.augment import random_affine
 from mnist_dvc.digits import Digits
 from mnist_dvc.distributed import SOLO, Group
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import FP32, evaluate
 from mnist_dvc.optimizers import make_optimizer, make_scheduler
-from mnist_dvc.reports import parse_csv
+from mnist_dvc.metrics_files import parse_csv
 from repo_helpers import ROOT, env_with, make_repo, run
+from stages import train as train_stage
 
 # 1466 training images split into 1221 train (19 batches of 64 + 5: an uneven last batch, sliced
 # 3 + 2) and 245 valid; 401 test. Odd counts: a metric computed on one rank's shard only cannot
@@ -124,6 +127,164 @@ def test_world_size_must_match_the_param(monkeypatch):
     assert distributed.start(1) is SOLO
 
 
+class _Peer(Group):
+    """A rank of a 2-process run without a process group: sums and barriers are its own."""
+
+    def sum(self, values: list[float]) -> list[float]:
+        return values
+
+    def barrier(self) -> None:
+        pass
+
+
+def test_only_rank_0_writes_the_train_outputs(tmp_path, monkeypatch, make_params, capsys):
+    """Bug caught: a rank other than 0 writing (or printing) the model, metrics, history or timing,
+    or deleting the checkpoint (stages/train.py `if main:` -> `if True:`)."""
+    params = make_params(**{"train.processes": 2, "train.batch_size": 4, "train.precision": "fp32"})
+    digits = Digits(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
+    state = training.FitState(epoch=1, history=[{"epoch": 1}], best_epoch=1, best_valid_acc=0.5,
+                              best_valid_loss=1.0, best_state={"w": torch.zeros(1)}, seconds=1.0)
+    monkeypatch.setattr(train_stage, "load_digits", lambda path: digits)
+    monkeypatch.setattr(train_stage, "run_fingerprint", lambda *args: "fingerprint")
+    monkeypatch.setattr(train_stage, "fit", lambda *args, **kwargs: state)
+    written = {}
+    for rank in (0, 1):
+        folder = tmp_path / f"rank{rank}"
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "checkpoints/train.pt").write_bytes(b"")
+        monkeypatch.chdir(folder)
+        train_stage.train_on(params, _Peer(rank, 2, torch.device("cpu")))
+        written[rank] = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        written[rank, "stdout"] = capsys.readouterr().out
+    assert written[1] == ["checkpoints/train.pt"]  # nothing written, the checkpoint left alone
+    assert written[1, "stdout"] == ""
+    assert written[0] == ["metrics/history.csv", "metrics/timing.json", "metrics/train.json",
+                          "models/model.pt"]
+    assert "train: best valid accuracy" in written[0, "stdout"]
+
+
+def _augmented_epochs(params, train: Digits, group: Group, monkeypatch):
+    """Two epochs of train_epoch as fit runs them (one shared generator): the augmented batches
+    this rank trained on, and the shared generator's state afterwards."""
+    batches = []
+
+    def recording_affine(x, generator):
+        batches.append(random_affine(x, generator))
+        return batches[-1]
+
+    monkeypatch.setattr(training, "random_affine", recording_affine)
+    net = _linear_model()
+    optimizer = make_optimizer(params, net)
+    steps = len(training.batch_starts(len(train), params.train.batch_size, group.size))
+    scheduler = make_scheduler(params, optimizer, steps)
+    generator = torch.Generator().manual_seed(params.seed)
+    for _ in range(2):
+        training.train_epoch(net, train, optimizer, scheduler, params, generator,
+                             torch.device("cpu"), FP32, False, group)
+    return batches, generator.get_state()
+
+
+def test_ranks_draw_their_own_augmentation(make_params, monkeypatch):
+    """Bugs caught: every rank drawing the same augmentation stream (augment_generator returning
+    the shared generator, or seeding every rank alike), a stream that repeats each epoch or is not
+    reproducible (a resumed run would redraw others), and augmentation that moves the shared
+    generator differently per rank (the next epoch's permutation would differ)."""
+    params = make_params(**{"train.augment": True, "train.batch_size": 8, "train.processes": 2,
+                            "train.precision": "fp32", "train.label_smoothing": 0.0})
+    # 21 copies of one image: any difference between augmented images is a different draw.
+    image = torch.randint(0, 256, (28, 28), generator=torch.Generator().manual_seed(0),
+                          dtype=torch.uint8)
+    train = Digits(image.expand(21, 28, 28).clone(), torch.zeros(21, dtype=torch.long))
+    runs = [_augmented_epochs(params, train, _Peer(rank, 2), monkeypatch) for rank in (0, 1)]
+    (rank0, state0), (rank1, state1) = runs
+    # Batches of 8, 8 and 5 in each of 2 epochs, each rank augmenting its slice of every batch.
+    assert [len(b) for b in rank0] == [4, 4, 3] * 2 and [len(b) for b in rank1] == [4, 4, 2] * 2
+    images = torch.cat(rank0 + rank1).flatten(1)
+    assert len(images.unique(dim=0)) == len(images) == 42  # no two draws alike
+    assert torch.equal(state0, state1)  # the same shared generator: the same next permutation
+    again, _ = _augmented_epochs(params, train, _Peer(1, 2), monkeypatch)
+    assert all(torch.equal(a, b) for a, b in zip(again, rank1, strict=True))  # reproducible
+
+
+MULTI_NODE = ["/venv/bin/python", "/venv/bin/torchrun", "--nnodes", "2", "--nproc-per-node", "4",
+              "--node-rank", "1", "--master-addr", "node0.example.org", "--master-port", "29500",
+              "-m", "stages.train"]
+GLOO_LOST = ("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:538] Read error "
+             "[10.0.0.7]:41234: Connection reset by peer. "
+             + "The remote process exited, or it closed its socket. " * 4)  # 200: mid-word
+
+
+def _peer_failure_message(monkeypatch, exc: RuntimeError) -> str:
+    """The error a rank of 2 gives when a collective raises `exc`."""
+    monkeypatch.setattr(distributed, "start", lambda processes, timeout: Group(1, 2))
+    with pytest.raises(MnistError) as caught:
+        with distributed.session(2):
+            raise exc
+    return str(caught.value)
+
+
+def test_multi_node_failure_names_the_torchrun_line_and_a_clean_reason(monkeypatch):
+    """Bugs caught: a multi-node rank advising `dvc repro` (a single-machine run) instead of the
+    torchrun line it was started with, and the gloo reason cut mid-word."""
+    monkeypatch.delenv(distributed.STAGE_LAUNCH_ENV, raising=False)
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed, "parent_argv", lambda: MULTI_NODE)
+    message = _peer_failure_message(monkeypatch, RuntimeError(GLOO_LOST + "\nstack trace"))
+    assert message.startswith("rank 1: another training process died or stopped answering (")
+    assert message.endswith("): rerun the torchrun line on every machine (here: torchrun "
+                            "--nnodes 2 --nproc-per-node 4 --node-rank 1 --master-addr "
+                            "node0.example.org --master-port 29500 -m stages.train) to resume "
+                            "from the last finished epoch")
+    reason = message.split(" answering (", 1)[1].split("): rerun ", 1)[0]
+    assert reason.endswith("...") and len(reason) <= 200
+    kept = reason.removesuffix("...")
+    assert GLOO_LOST.startswith(kept) and GLOO_LOST[len(kept)] in " .,"  # a whole word
+    short = _peer_failure_message(monkeypatch, RuntimeError("Connection closed by peer"))
+    assert "(Connection closed by peer): rerun the torchrun line" in short  # whole
+
+
+def test_reasons_are_kept_whole_or_cut_between_words():
+    """Bug caught: the failure reason cut at a fixed length, mid-word, or longer than its limit."""
+    whole = "Timed out waiting 3000ms for recv"
+    assert distributed.shorten(whole) == whole
+    words = "abc defgh, ij " * 30
+    for limit in range(20, 60):
+        cut = distributed.shorten(words, limit)
+        assert len(cut) <= limit and cut.endswith("...")
+        kept = cut.removesuffix("...")
+        assert words.startswith(kept) and words[len(kept)] in " ," and kept[-1] not in " ,"
+    assert distributed.shorten("x" * 300) == "x" * 197 + "..."  # one long word: cut, but marked
+
+
+def test_stage_launched_failure_names_dvc_repro_and_the_line_it_runs(monkeypatch, capsys):
+    """Bug caught: a worker of the train stage's own torchrun advising a torchrun line by hand
+    (outputs dvc does not record) or not naming the line the stage printed and runs."""
+    launched = {}
+    monkeypatch.setattr(distributed.os, "execve",
+                        lambda path, argv, env: launched.update(argv=argv, env=env))
+    distributed.launch(2, "stages.train")
+    printed = capsys.readouterr().out.strip().removeprefix("train: 2 processes: ")
+    for name, value in launched["env"].items():  # what torchrun passes on to its workers
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(distributed, "parent_argv", lambda: launched["argv"])
+    message = _peer_failure_message(monkeypatch, RuntimeError("Connection closed by peer"))
+    assert message.endswith(f": rerun dvc repro (it starts {printed} again) to resume from the "
+                            "last finished epoch")
+    assert printed == ("python -m torch.distributed.run --standalone --nproc-per-node=2 "
+                       "-m stages.train")
+
+
+def test_launcher_line_is_read_as_given():
+    """Bug caught: the torchrun line in the failure advice rebuilt wrongly from torchrun's
+    arguments (launcher dropped, arguments lost or unquoted)."""
+    assert distributed.launcher_line(MULTI_NODE) == shlex.join(["torchrun", *MULTI_NODE[2:]])
+    command = distributed.torchrun_command(2, "stages.train")
+    assert distributed.launcher_line(command) == "python " + " ".join(command[1:])
+    assert distributed.launcher_line(["torchrun", "--rdzv-id", "run 1", "-m", "stages.train"]) == (
+        "torchrun --rdzv-id 'run 1' -m stages.train")
+    assert distributed.launcher_line([sys.executable, "-m", "pytest"]) is None
+
+
 # ---- two gloo ranks in-process -------------------------------------------------------------
 
 def _linear_model() -> torch.nn.Module:
@@ -186,6 +347,31 @@ def test_two_ranks_train_and_evaluate_like_one_process(tmp_path, make_params, mn
         assert result["bn_mean"] == [0.5, 0.5, 0.5]
         assert result["decided"] is True
         assert result["shared"] == {"from": 0}
+
+
+def _fit_rank_main(rank: int, store: str, params, digits: tuple, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))
+    torch.set_num_threads(1)
+    state = training.fit(params, *digits, torch.device("cpu"), FP32, progress=False,
+                         group=Group(rank, 2, torch.device("cpu")))
+    torch.save(state.best_state, Path(out) / f"fit{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_fit_on_two_ranks_keeps_their_weights_equal(tmp_path, make_params, mnist_train):
+    """Bug caught: `fit` training without DDP (`model = group.wrap(net)` -> `model = net`): each
+    rank then steps on its own slice's gradient and the ranks' weights drift apart."""
+    params = make_params(**{"train.epochs": 1, "train.batch_size": 32, "train.processes": 2,
+                            "train.precision": "fp32", "train.augment": False})
+    digits = tuple(mnist_train.take(torch.arange(start, start + n))
+                   for start, n in ((0, 64), (64, 20), (84, 20)))
+    mp.spawn(_fit_rank_main, args=(str(tmp_path / "store"), params, digits, str(tmp_path)),
+             nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"fit{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        torch.testing.assert_close(rank1[key], rank0[key], msg=f"{key} differs between ranks")
 
 
 # ---- torchrun through dvc repro ------------------------------------------------------------
@@ -367,4 +553,8 @@ def test_a_silent_peer_times_out_with_one_clear_line(tmp_path):
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, err
     assert "rank 0: another training process died or stopped answering" in errors[0]
-    assert "Timed out" in errors[0] and errors[0].endswith("resume from the last finished epoch")
+    assert "Timed out" in errors[0]
+    # Started by hand, not by the train stage: the advice is its own torchrun line.
+    assert errors[0].endswith(": rerun python -m torch.distributed.run --standalone "
+                              "--nproc-per-node=2 -m probe silent to resume from the last "
+                              "finished epoch")

@@ -13,6 +13,7 @@ import time
 import pytest
 import torch
 
+from mnist_dvc import checkpoint
 from repo_helpers import env_with, make_repo, run, write_params
 
 PARAMS = {"data.train_limit": 3000, "data.test_limit": 500,
@@ -86,3 +87,24 @@ def test_checkpoint_from_other_params_is_not_resumed(tmp_path, mnist_dir):
     done = run(repo, "dvc", "repro", env=env)
     assert f"ignoring checkpoint {CHECKPOINT}: it was made with other params or data" in done.stdout
     assert "epoch   1 " in done.stdout
+
+
+def test_checkpoint_from_another_device_type_is_not_resumed(tmp_path, make_params, capsys):
+    """Bug caught: a fingerprint that ignores the device (run_fingerprint without
+    `device.type`): a checkpoint made on a GPU resumed on the CPU, whose run then matches neither
+    a clean CPU run nor a GPU one."""
+    params = make_params()
+    data = tmp_path / "train.pt"
+    data.write_bytes(b"digits")
+    cuda = checkpoint.run_fingerprint(params, [data], torch.device("cuda", 0))
+    cpu = checkpoint.run_fingerprint(params, [data], torch.device("cpu"))
+    assert cuda != cpu
+    # The device type, not the index: the run may resume on another GPU of the machine.
+    assert checkpoint.run_fingerprint(params, [data], torch.device("cuda", 1)) == cuda
+
+    saved = tmp_path / "checkpoints" / "train.pt"
+    checkpoint.save(saved, cuda, {"state": {"epoch": 1}})
+    assert checkpoint.load(saved, cuda)["state"] == {"epoch": 1}
+    capsys.readouterr()
+    assert checkpoint.load(saved, cpu) is None
+    assert "it was made with other params or data; training from epoch 1" in capsys.readouterr().out
