@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from mnist_dvc import checkpoint as checkpoints
 from mnist_dvc.augment import random_affine
-from mnist_dvc.digits import Digits
 from mnist_dvc.device import Precision, autocast, resolve_precision
+from mnist_dvc.digits import Digits
 from mnist_dvc.distributed import SOLO, Group, current
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import evaluate
@@ -128,7 +128,8 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
 
     The test set is evaluated each epoch for the curves only: it never influences selection.
     With `checkpoint`, every finished epoch is saved there and a matching one is resumed.
-    `on_epoch(record)` is called after each epoch (benchmarks use it).
+    `on_epoch(state)` is called after each epoch with the FitState so far (the train stage writes
+    the live metrics files with it; benchmarks watch the accuracy).
     `group`: the processes training together (default: the initialized process group, else one);
     rank 0 alone loads and saves the checkpoint, prints and calls `on_epoch`.
     """
@@ -202,5 +203,5 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
             epochs.write(f"epoch {epoch:3d}  lr {lr:.2e}  train {train_loss:.4f}/{train_acc:.4f}  "
                          f"valid {valid_loss:.4f}/{valid_acc:.4f}  test {test_loss:.4f}/{test_acc:.4f}")
             if on_epoch:
-                on_epoch(record)
+                on_epoch(state)
     return state

@@ -150,3 +150,34 @@ def test_prepare_failure_leaves_no_output(tmp_path):
     with pytest.raises(MnistError):
         data.prepare(raw, out, 0.25, False, 0)
     assert not out.exists() and list(tmp_path.glob(".prepared.*")) == []
+
+
+@pytest.mark.parametrize("key, value", [("data.valid_fraction", 0.4), ("data.stratify", True),
+                                        ("data.train_limit", 500), ("data.test_limit", 100),
+                                        ("seed", 1)])
+def test_split_stage_follows_each_data_param(tmp_path, monkeypatch, mnist_dir, key, value):
+    """The split stage, run in a project folder with each data param changed alone, writes other
+    files than with the defaults. Bug caught: stages/split.py passing a constant (or the wrong
+    param) where a data param belongs."""
+    import shutil
+    import sys
+
+    from mnist_dvc.cli import run_stage
+    from repo_helpers import write_params
+    from stages import split
+
+    base = {"data.train_limit": 1000, "data.test_limit": 200}
+    outputs = {}
+    for name, overrides in (("default", base), ("changed", {**base, key: value})):
+        project = tmp_path / name
+        shutil.copytree(mnist_dir, project / "data/raw",
+                        ignore=lambda _, names: [n for n in names if not n.endswith(".gz")])
+        write_params(project, overrides)
+        monkeypatch.chdir(project)
+        monkeypatch.setattr(sys, "argv", ["stages.split"])
+        run_stage(split.main)
+        outputs[name] = {s: load_digits(project / f"data/prepared/{s}.pt")
+                         for s in ("train", "valid", "test")}
+    default, changed = outputs["default"], outputs["changed"]
+    assert any(len(default[s]) != len(changed[s]) or not torch.equal(default[s].labels, changed[s].labels)
+               for s in default), f"{key} = {value!r} split exactly as the default"

@@ -1,5 +1,7 @@
+import ast
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ from mnist_dvc import augment, checkpoint, inference, optimizers, training
 from mnist_dvc.digits import Digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.model import MyConvNet, as_input
+from mnist_dvc.params import flatten
 
 CPU = torch.device("cpu")
 
@@ -163,10 +166,11 @@ def test_early_stopping_selects_on_valid_never_on_test(make_params, mnist_train)
                                                           "train.batch_size": 50})
     result = training.fit(params, train, valid, contrary, CPU, progress=False)
     history = result.history
+    stale = result.epoch - result.best_epoch
+    assert result.epoch < 40 and stale == 2, f"stopped {stale} epochs after the best; patience is 2"
     test_best = max(history, key=lambda r: (r["test_acc"], -r["test_loss"]))["epoch"]
     assert test_best != valid_best_epoch(history), "the case no longer tells valid and test apart"
     assert result.best_epoch == valid_best_epoch(history)
-    assert result.epoch < 40 and result.epoch - result.best_epoch == 2
     assert result.best_valid_acc == history[result.best_epoch - 1]["valid_acc"]
     model = MyConvNet()
     model.load_state_dict(result.best_state)
@@ -246,8 +250,8 @@ def test_resume_after_interrupt_equals_uninterrupted_run(make_params, tiny, tmp_
 
     checkpoint = tmp_path / "ckpt.pt"
 
-    def stop_after_two(record):
-        if record["epoch"] == 2:
+    def stop_after_two(state):
+        if state.epoch == 2:
             raise Stop
 
     with pytest.raises(Stop):
@@ -255,7 +259,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(make_params, tiny, tmp_
                      progress=False, on_epoch=stop_after_two)
     epochs_seen = []
     resumed = training.fit(params, *tiny, CPU, checkpoint=checkpoint, fingerprint="a",
-                           progress=False, on_epoch=lambda r: epochs_seen.append(r["epoch"]))
+                           progress=False, on_epoch=lambda s: epochs_seen.append(s.epoch))
     assert epochs_seen == [3]
     assert resumed.history == full.history
     assert all(torch.equal(resumed.best_state[k], full.best_state[k]) for k in full.best_state)
@@ -268,7 +272,7 @@ def test_checkpoint_from_other_params_is_ignored(make_params, tiny, tmp_path, ca
     capsys.readouterr()
     seen = []
     training.fit(params, *tiny, CPU, checkpoint=checkpoint, fingerprint="new", progress=False,
-                 on_epoch=lambda r: seen.append(r["epoch"]))
+                 on_epoch=lambda s: seen.append(s.epoch))
     assert "ignoring checkpoint" in capsys.readouterr().out and seen == [1]
 
 
@@ -280,3 +284,126 @@ def test_fingerprint_depends_on_params_and_data(make_params, tmp_path):
     assert base != checkpoint.run_fingerprint(make_params(**{"train.lr": 0.5}), [data_file], CPU)
     data_file.write_bytes(b"two")
     assert base != checkpoint.run_fingerprint(make_params(), [data_file], CPU)
+
+
+# Every param a user can set, and a test that fails when the code ignores it. The training params
+# change what `fit` does: each is changed alone from the defaults (augmentation and label smoothing
+# on, as `dvc repro` trains) on a small set, and the per-epoch history must differ.
+SMALL = {"train.epochs": 2, "train.batch_size": 32, "train.precision": "fp32"}
+CHANGES = [  # (param, changed value, what both runs share besides the defaults and SMALL)
+    ("seed", 1, {}),
+    ("optimizer", "nadam", {}),
+    ("optimizer", "sgdm", {}),
+    ("scheduler", "constant", {}),
+    ("scheduler", "steplr", {}),
+    ("model.head", "softmax", {}),
+    ("train.epochs", 3, {}),
+    ("train.batch_size", 64, {}),
+    ("train.lr", 0.001, {}),
+    ("train.momentum", 0.5, {"optimizer": "sgdm"}),
+    ("train.weight_decay", 0.1, {}),
+    ("train.weight_decay", 0.1, {"optimizer": "nadam"}),
+    ("train.weight_decay", 0.1, {"optimizer": "sgdm"}),
+    ("train.grad_clip", 0.01, {}),  # the default, 10, rarely bites: 0.01 clips every step
+    ("train.label_smoothing", 0.0, {}),
+    ("train.augment", False, {}),
+    ("train.precision", "bf16", {}),
+    ("steplr.step_size", 1, {"scheduler": "steplr", "train.epochs": 3}),
+    ("steplr.gamma", 0.5, {"scheduler": "steplr", "train.epochs": 3}),
+    ("warmup.epochs", 0.5, {}),
+    ("warmup.decay", "exponential", {}),
+    ("warmup.gamma", 0.5, {"warmup.decay": "exponential"}),
+]
+# Params whose effect is not on `fit`'s history, and the test that fails when each is ignored.
+COVERED_ELSEWHERE = {
+    "train.patience": "tests/test_training.py::test_patience_stops_after_that_many_stale_epochs",
+    "train.processes": "tests/test_distributed.py::test_two_processes_write_one_set_of_outputs_close_to_one_process",
+    "data.valid_fraction": "tests/test_data.py::test_split_stage_follows_each_data_param",
+    "data.stratify": "tests/test_data.py::test_split_stage_follows_each_data_param",
+    "data.train_limit": "tests/test_data.py::test_split_stage_follows_each_data_param",
+    "data.test_limit": "tests/test_data.py::test_split_stage_follows_each_data_param",
+}
+ROOT = Path(__file__).resolve().parents[1]
+_fits = {}
+
+
+@pytest.fixture(scope="module")
+def small(mnist_train, mnist_test):
+    return (mnist_train.take(torch.arange(256)), mnist_train.take(torch.arange(256, 320)),
+            mnist_test.take(torch.arange(64)))
+
+
+def small_fit(make_params, small, settings: dict) -> list[dict]:
+    key = tuple(sorted(settings.items()))
+    if key not in _fits:
+        _fits[key] = training.fit(make_params(**settings), *small, CPU, progress=False).history
+    return _fits[key]
+
+
+@pytest.mark.parametrize("key, value, shared", CHANGES,
+                         ids=[f"{k}={v}" + (f"({','.join(map(str, s.values()))})" if s else "")
+                              for k, v, s in CHANGES])
+def test_each_training_param_changes_training(make_params, small, default_raw, key, value, shared):
+    """Bugs caught: a param read but never used, e.g. label smoothing forced to 0, weight decay
+    dropped for Adam or NAdam, the gradient never clipped, the head switch ignored."""
+    settings = {**SMALL, **shared}
+    assert flatten(default_raw).get(key) != value or key in SMALL, "the change must change it"
+    base = small_fit(make_params, small, settings)
+    changed = small_fit(make_params, small, {**settings, key: value})
+    assert changed != base, f"{key} = {value!r} trained exactly as {settings.get(key, 'the default')}"
+
+
+def test_every_param_has_a_test_that_fails_when_it_is_ignored(default_raw):
+    """Bug caught: a new param added to params.yaml with no test of its effect."""
+    covered = {key for key, _, _ in CHANGES} | set(COVERED_ELSEWHERE)
+    assert covered == set(flatten(default_raw))
+    for where in COVERED_ELSEWHERE.values():
+        path, name = where.split("::")
+        names = {n.name for n in ast.walk(ast.parse((ROOT / path).read_text()))
+                 if isinstance(n, ast.FunctionDef)}
+        assert name in names, f"{where} does not exist"
+
+
+def test_logged_train_loss_is_plain_cross_entropy(make_params, small):
+    """With an lr so small that no weight moves, runs that differ only in the training loss
+    (label smoothing 0.3, the seed's softmax head) see the same logits on the same batches, so the
+    logged train_loss, plain cross-entropy, must be the same. Bug caught: logging the smoothed (or
+    double-softmax) loss as train_loss, which valid and test losses are then compared with."""
+    settings = {**SMALL, "train.lr": 1e-30, "scheduler": "constant", "train.epochs": 1}
+    plain = small_fit(make_params, small, {**settings, "train.label_smoothing": 0.0})
+    for change in ({"train.label_smoothing": 0.3}, {"model.head": "softmax"}):
+        other = small_fit(make_params, small, {**settings, **change})
+        assert other[0]["train_loss"] == plain[0]["train_loss"], change
+
+
+def test_training_loss_is_the_seed_s_double_softmax_with_head_softmax(make_params):
+    """Bug caught: model.head = softmax training on the logits (the switch doing nothing)."""
+    logits, labels = torch.randn(8, 10, generator=torch.Generator().manual_seed(0)), torch.arange(8)
+    seed = training.training_loss(logits, labels, make_params(**{"model.head": "softmax",
+                                                                 "train.label_smoothing": 0.0}))
+    expected = torch.nn.functional.cross_entropy(logits.softmax(dim=1), labels)
+    assert seed.item() == pytest.approx(expected.item())
+    assert seed.item() > 2.0  # log-softmax of probabilities in [0, 1]: never far below log 10
+
+
+@pytest.mark.parametrize("patience, epochs_run", [(1, 3), (2, 4), (3, 5), (4, 10)])
+def test_patience_stops_after_that_many_stale_epochs(make_params, small, monkeypatch, patience,
+                                                     epochs_run):
+    """Valid accuracy scripted per epoch: best at epoch 2 (0.7; epoch 4 only ties it, which is not
+    better), then at epoch 6 (0.8), flat after. Bug caught: an off-by-one in the stale count
+    (stopping one epoch early or late), or patience ignored."""
+    script = [0.5, 0.7, 0.6, 0.7, 0.65, 0.8] + [0.5] * 6
+    valid_epochs = []
+
+    def scripted(model, digits, precision, group):
+        if digits.images.data_ptr() != small[1].images.data_ptr():
+            return 1.0, 0.5  # test: never consulted for selection
+        valid_epochs.append(1)
+        return 1.0, script[len(valid_epochs) - 1]
+
+    monkeypatch.setattr(training, "_evaluate", scripted)
+    params = make_params(**{**SMALL, "train.epochs": 12, "train.patience": patience,
+                            "train.augment": False})
+    result = training.fit(params, *small, CPU, progress=False)
+    assert result.epoch == epochs_run, f"patience {patience}: stopped after epoch {result.epoch}"
+    assert result.best_epoch == (2 if patience < 4 else 6)
