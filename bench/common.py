@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from mnist_dvc import data, download
+from mnist_dvc import data, find_mnist
 from mnist_dvc.device import hardware, pick_device, resolve_precision
 from mnist_dvc.params import Params, parse_params, with_overrides
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_splits(params: Params):
     """train, valid, test exactly as the split stage makes them, kept in memory."""
     d = params.data
-    parts = data.split_digits(download.find_or_download(ROOT), d.valid_fraction, d.stratify,
+    parts = data.split_digits(find_mnist.find_or_download(ROOT), d.valid_fraction, d.stratify,
                               params.seed, d.train_limit, d.test_limit)
     return parts["train"], parts["valid"], parts["test"]
 

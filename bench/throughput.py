@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from bench import common
+from mnist_dvc.device import pick_device, resolve_precision
 from mnist_dvc.digits import Digits
 from mnist_dvc.model import MyConvNet
-from mnist_dvc.device import pick_device, resolve_precision
 from mnist_dvc.optimizers import make_optimizer, make_scheduler
 from mnist_dvc.training import batch_starts, train_epoch
 

@@ -5,6 +5,7 @@ included), with the FAST preset; median of several fresh processes.
 """
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -25,17 +26,16 @@ def child(target: float, started: float, overrides: dict) -> None:
     train, valid, test = common.load_splits(params)
     result = {"reached": False}
 
-    def check(record):
+    def check(state):
+        record = state.history[-1]
         result.update(epoch=record["epoch"], test_acc=record["test_acc"],
                       seconds=time.time() - started)
         if record["test_acc"] >= target:
             result["reached"] = True
             raise Reached
 
-    try:
+    with contextlib.suppress(Reached):
         fit(params, train, valid, test, pick_device(), progress=False, on_epoch=check)
-    except Reached:
-        pass
     print("RESULT " + json.dumps(result))
 
 

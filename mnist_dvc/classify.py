@@ -45,7 +45,7 @@ def classify(model: torch.nn.Module, files: list[Path], top: int = 1, batch_size
                     inputs[i] = load_digit(path)
                 except MnistError as exc:
                     errors[i] = str(exc)
-            answers = dict(zip(inputs, _answer_batch(model, chunk, inputs, top, device)))
+            answers = dict(zip(inputs, _answer_batch(model, chunk, inputs, top, device), strict=True))
             for i, path in enumerate(chunk):
                 yield answers.get(i) or Answer(path, error=errors[i])
             bar.update(len(chunk))
@@ -60,6 +60,6 @@ def _answer_batch(model, chunk: list[Path], inputs: dict, top: int, device) -> l
     softmax = torch.softmax(logits, dim=1)
     chosen = softmax.gather(1, digits[:, None])[:, 0]
     probabilities, classes = softmax.topk(top, dim=1)
-    return [Answer(chunk[i], digit, p, tuple(zip(cs, ps)))
+    return [Answer(chunk[i], digit, p, tuple(zip(cs, ps, strict=True)))
             for i, digit, p, cs, ps in zip(inputs, digits.tolist(), chosen.tolist(), classes.tolist(),
-                                           probabilities.tolist())]
+                                           probabilities.tolist(), strict=True)]

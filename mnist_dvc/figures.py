@@ -24,7 +24,7 @@ def curves(history: list[dict], best_epoch: int, path: str | Path) -> None:
     """Loss and accuracy per epoch for train, valid and test, with the selected epoch marked."""
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         for split, colour in SPLIT_COLOURS.items():
             ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], color=colour,
                     marker="o", markersize=3, label=split)
@@ -68,7 +68,7 @@ def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.T
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, index in zip(axes.flat, wrong.tolist()):
+    for ax, index in zip(axes.flat, wrong.tolist(), strict=False):  # the grid may have spare cells
         ax.imshow(images[index].numpy(), cmap="gray_r")
         ax.set_title(f"{labels[index].item()}→{predicted[index].item()}", fontsize=9, color="darkred")
     fig.suptitle(f"Misclassified test digits, true→predicted ({len(wrong)} shown of "

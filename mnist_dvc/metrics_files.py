@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from mnist_dvc.atomic import write_text
-from mnist_dvc.mnist import NUM_CLASSES
 from mnist_dvc.errors import MnistError
+from mnist_dvc.mnist import NUM_CLASSES
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:

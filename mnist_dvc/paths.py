@@ -16,7 +16,11 @@ TEST_METRICS = METRICS / "test.json"
 CLASSES = METRICS / "classes.csv"
 PREDICTIONS = METRICS / "predictions.csv"
 FIGURES = Path("figures")
+CURVES = FIGURES / "curves.png"
+CONFUSION = FIGURES / "confusion.png"
+MISCLASSIFIED = FIGURES / "misclassified.png"
 REPORTS = Path("reports")
+RUN_REPORT = REPORTS / "run.md"
 
 
 def prepared(split: str) -> Path:

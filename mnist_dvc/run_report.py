@@ -4,15 +4,15 @@ machine, the per-class table, the figures), written by the report stage to repor
 import os
 from pathlib import Path
 
+from mnist_dvc import paths
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import Params, as_dict, flatten
 
-REPORT = Path("reports/run.md")  # dvc.yaml declares the same (cache: false, so git keeps it)
-# The plot stage's figures (in paths.FIGURES), linked from the report with their captions.
+# The plot stage's figures, linked from the report with their captions.
 FIGURES = {
-    "curves.png": "Per-epoch loss and accuracy (test is monitoring only)",
-    "confusion.png": "Test confusion matrix",
-    "misclassified.png": "Misclassified test digits, true→predicted",
+    paths.CURVES.name: "Per-epoch loss and accuracy (test is monitoring only)",
+    paths.CONFUSION.name: "Test confusion matrix",
+    paths.MISCLASSIFIED.name: "Misclassified test digits, true→predicted",
 }
 # The project's documented defaults: params.yaml as committed, the README's params table.
 # tests/test_run_report.py checks that params.yaml agrees; a key missing here is reported as
@@ -79,11 +79,16 @@ def _machine(timing: dict) -> tuple[str, str]:
     return precision, machine
 
 
+DATA_SOURCES = {"idx": "the four MNIST IDX files (MD5-checked)",
+                "seed": "the seed's four .pth tensor files (checked)"}
+
+
 def render(params: Params, train: dict, test: dict, timing: dict, classes: list[dict],
-           figure_links: dict[str, str]) -> str:
+           figure_links: dict[str, str], data_source: str) -> str:
     """The report's Markdown. `train`, `test`, `timing`: metrics/train.json, test.json,
-    timing.json; `classes`: the rows of metrics/classes.csv; `figure_links`: caption -> link."""
-    t, m, s = "metrics/train.json", "metrics/test.json", "metrics/timing.json"
+    timing.json; `classes`: the rows of metrics/classes.csv; `figure_links`: caption -> link;
+    `data_source`: "idx" or "seed" (what data/raw holds)."""
+    t, m, s = str(paths.TRAIN_METRICS), str(paths.TEST_METRICS), str(paths.TIMING)
     precision, machine = _machine(timing)
     lines = [
         "# Run report",
@@ -108,6 +113,8 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
         f"({_need(timing, 'seconds_per_epoch', s):.1f} s per epoch, per-epoch evaluation included) |",
         f"| precision | {precision} |",
         f"| machine | {machine} |",
+        f"| trained | {timing.get('date_utc', NOT_RECORDED)} UTC, commit "
+        f"{timing.get('git_commit', NOT_RECORDED)}, from {DATA_SOURCES[data_source]} |",
         "",
         "## Params that differ from the defaults",
         "",
@@ -121,7 +128,7 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
     lines += ["", "## Per-class test metrics", "",
               "| digit | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for row in classes:
-        digit, precision_, recall, f1, support = (_need(row, key, "metrics/classes.csv") for key in
+        digit, precision_, recall, f1, support = (_need(row, key, str(paths.CLASSES)) for key in
                                                  ("digit", "precision", "recall", "f1", "support"))
         lines.append(f"| {digit} | {precision_:.4f} | {recall:.4f} | {f1:.4f} | {support} |")
     lines += ["", "## Figures", ""]
@@ -130,7 +137,7 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
     return "\n".join(lines)
 
 
-def figure_links(figures_dir: Path, report: Path = REPORT) -> dict[str, str]:
+def figure_links(figures_dir: Path, report: Path = paths.RUN_REPORT) -> dict[str, str]:
     """Caption -> link relative to the report, for each figure; a missing figure is an error."""
     links = {}
     for name, caption in FIGURES.items():

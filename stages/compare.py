@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dvc.api
 
-from mnist_dvc import compare, figures, paths, reports
+from mnist_dvc import compare, figures, metrics_files, paths
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_stage
 from mnist_dvc.params import as_dict, flatten, load_params
@@ -34,7 +34,7 @@ def from_experiments(args, param_keys: list[str]) -> tuple[list[dict], list[dict
         timing = json.loads(dvc.api.read(str(paths.TIMING), rev=row["rev"]))
         runs.append(compare.run_record(row, param_keys, timing))
         histories += [{"rev": row["rev"], **{k: h[k] for k in compare.HISTORY_COLUMNS}}
-                      for h in reports.parse_csv(dvc.api.read(str(paths.HISTORY), rev=row["rev"]))]
+                      for h in metrics_files.parse_csv(dvc.api.read(str(paths.HISTORY), rev=row["rev"]))]
     return runs, histories
 
 
@@ -63,7 +63,7 @@ def main() -> None:
         new_revs = {r["rev"] for r in new_runs}
         histories = [h for h in kept_histories if h["rev"] not in new_revs] + new_histories
         compare.write_runs(runs_csv, runs, param_keys)
-        reports.write_csv(histories_csv, histories)
+        metrics_files.write_csv(histories_csv, histories)
     if not args.runs_csv and args.experiments:  # the page shows what was asked for
         runs = [r for r in runs if r["rev"] in {n["rev"] for n in new_runs}]
     page = compare.study_markdown(runs, param_keys, flat_defaults)

@@ -5,7 +5,7 @@ In fp32 whatever train.precision says: the course runs the model in fp32, and th
 (stages/handin.py) must choose the same sharpening factor from the same numbers.
 """
 
-from mnist_dvc import handin, paths, reports
+from mnist_dvc import handin, metrics_files, paths
 from mnist_dvc.cli import run_stage
 from mnist_dvc.device import pick_device
 from mnist_dvc.digits import load_digits
@@ -22,15 +22,15 @@ def main() -> None:
     loss, accuracy = loss_and_accuracy(test_logits, test.labels)
     graded = handin.grade((valid_logits, valid.labels), (test_logits, test.labels))
     predicted = test_logits.argmax(dim=1)
-    classes = reports.per_class(reports.confusion_matrix(test.labels, predicted))
-    reports.write_json(paths.TEST_METRICS, {
+    classes = metrics_files.per_class(metrics_files.confusion_matrix(test.labels, predicted))
+    metrics_files.write_json(paths.TEST_METRICS, {
         "test_acc": accuracy,
         "test_acc_sampled": graded["test"]["sampled"],  # the course's grader, expected value
         "handin_test_acc_sampled": graded["test"]["handin_sampled"],
         "handin_factor": graded["factor"],
-        "test_loss": loss, **reports.macro(classes)})
-    reports.write_csv(paths.CLASSES, classes)
-    reports.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p} for a, p in
+        "test_loss": loss, **metrics_files.macro(classes)})
+    metrics_files.write_csv(paths.CLASSES, classes)
+    metrics_files.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p} for a, p in
                                           zip(test.labels.tolist(), predicted.tolist(), strict=True)])
     print(f"evaluate: test accuracy {accuracy:.4f} (argmax), {graded['test']['sampled']:.4f} graded "
           f"the course's way (sampled, expected), {graded['test']['handin_sampled']:.4f} for the "

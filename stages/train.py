@@ -4,14 +4,14 @@ With train.processes > 1 it relaunches itself under torchrun (see mnist_dvc/dist
 process trains, rank 0 alone writes.
 """
 
-from mnist_dvc import distributed, paths, reports
+from mnist_dvc import distributed, metrics_files, paths
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
-from mnist_dvc.digits import load_digits
 from mnist_dvc.device import machine_record, pick_device, resolve_precision
+from mnist_dvc.digits import load_digits
 from mnist_dvc.params import load_params
-from mnist_dvc.training import fit
+from mnist_dvc.training import FitState, fit
 
 
 def main() -> None:
@@ -21,6 +21,15 @@ def main() -> None:
         distributed.launch(processes, "stages.train")  # does not return
     with distributed.session(processes) as group:
         train_on(params, group)
+
+
+def write_live_metrics(state: FitState) -> None:
+    """history.csv and train.json as they stand after the last finished epoch, rewritten
+    atomically every epoch: `dvc plots show` and `dvc exp show` follow a running experiment."""
+    metrics_files.write_csv(paths.HISTORY, state.history)
+    metrics_files.write_json(paths.TRAIN_METRICS, {
+        "best_valid_acc": state.best_valid_acc, "best_valid_loss": state.best_valid_loss,
+        "best_epoch": state.best_epoch, "epochs_run": state.epoch})
 
 
 def train_on(params, group: distributed.Group) -> None:
@@ -36,16 +45,13 @@ def train_on(params, group: distributed.Group) -> None:
               f"({precision.reason})")
     fingerprint = run_fingerprint(params, [paths.prepared(s) for s in splits], device)
     state = fit(params, train, valid, test, device, precision, checkpoint=paths.CHECKPOINT,
-                fingerprint=fingerprint, group=group)
+                fingerprint=fingerprint, group=group, on_epoch=write_live_metrics if main else None)
     if main:
         torch_save(state.best_state, paths.MODEL)
-        reports.write_csv(paths.HISTORY, state.history)
-        reports.write_json(paths.TRAIN_METRICS, {
-            "best_valid_acc": state.best_valid_acc, "best_valid_loss": state.best_valid_loss,
-            "best_epoch": state.best_epoch, "epochs_run": state.epoch})
+        write_live_metrics(state)
         # Wall time of the epoch loop (per-epoch evaluation included) and the machine it ran on:
         # the only outputs that depend on the machine.
-        reports.write_json(paths.TIMING, {"train_seconds": state.seconds,
+        metrics_files.write_json(paths.TIMING, {"train_seconds": state.seconds,
                                           "seconds_per_epoch": state.seconds / len(state.history),
                                           "processes": group.size,
                                           **machine_record(device, precision)})

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_dvc import data, download
+from mnist_dvc import data, find_mnist
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import parse_params, with_overrides
 
@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The real MNIST files, found or downloaded the way the project does (download.find_or_download)."""
+    """The real MNIST files, found or downloaded the way the project does (find_mnist.find_or_download)."""
     try:
-        return download.find_or_download(ROOT)
+        return find_mnist.find_or_download(ROOT)
     except MnistError as exc:
         pytest.fail(str(exc))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_dvc import download, mnist
+from mnist_dvc import download, find_mnist, mnist
 from mnist_dvc.errors import MnistError
 
 
@@ -113,7 +113,7 @@ def test_fetch_says_which_source_and_copies_seed_files_verbatim(tmp_path, mnist_
 
 @pytest.fixture
 def bare_machine(tmp_path, monkeypatch):
-    """A project folder with no ../shared, no data/raw, no MNIST_LOCAL_DIR and an empty user cache."""
+    """A project folder with no data/raw, no MNIST_LOCAL_DIR and an empty user cache."""
     monkeypatch.delenv(download.LOCAL_DIR_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     project = tmp_path / "machine" / "project"
@@ -128,36 +128,36 @@ def test_find_or_download_downloads_once_into_the_cache_then_reuses_it(bare_mach
     folder, url = http_mirror
     for name in mnist.IDX_FILES:
         (folder / name).write_bytes((mnist_dir / name).read_bytes())
-    found = download.find_or_download(bare_machine, mirrors=(url,))
-    assert found == download.user_cache_dir()
+    found = find_mnist.find_or_download(bare_machine, mirrors=(url,))
+    assert found == find_mnist.user_cache_dir()
     assert all(download.md5_of(found / n) == md5 for n, md5 in mnist.IDX_FILES.items())
     # Offline now: the second call must not need the network.
-    assert download.find_or_download(bare_machine, mirrors=("http://127.0.0.1:9/",)) == found
+    assert find_mnist.find_or_download(bare_machine, mirrors=("http://127.0.0.1:9/",)) == found
 
 
 def test_find_or_download_offline_with_nothing_is_one_clear_error(bare_machine):
     with pytest.raises(MnistError) as error:
-        download.find_or_download(bare_machine, mirrors=("http://127.0.0.1:9/",))
+        find_mnist.find_or_download(bare_machine, mirrors=("http://127.0.0.1:9/",))
     message = str(error.value)
     assert message.startswith("no MNIST files here and the download failed")
     assert message.endswith("set MNIST_LOCAL_DIR to a folder holding the four MNIST .gz files")
-    assert "\n" not in message and not download.user_cache_dir().exists()
+    assert "\n" not in message and not find_mnist.user_cache_dir().exists()
 
 
 def test_find_or_download_search_order(bare_machine, mnist_dir, monkeypatch, tmp_path):
-    """$MNIST_LOCAL_DIR first, then ../shared/datasets/mnist, then data/raw; a set but incomplete
+    """$MNIST_LOCAL_DIR first, then data/raw, then the user cache; a set but incomplete
     $MNIST_LOCAL_DIR is an error, not silently replaced by another folder."""
-    shared = bare_machine.parent / "shared/datasets/mnist"
-    raw = bare_machine / "data/raw"
-    for folder in (shared, raw):
+    raw, cache = bare_machine / "data/raw", find_mnist.user_cache_dir()
+    elsewhere = tmp_path / "elsewhere"
+    for folder in (raw, cache, elsewhere):
         folder.mkdir(parents=True)
         for name in mnist.IDX_FILES:
             (folder / name).symlink_to(mnist_dir / name)
-    assert download.find_or_download(bare_machine) == shared
-    (shared / "t10k-labels-idx1-ubyte.gz").unlink()
-    assert download.find_or_download(bare_machine) == raw
+    assert find_mnist.find_or_download(bare_machine) == raw
+    (raw / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert find_mnist.find_or_download(bare_machine) == cache
     monkeypatch.setenv(download.LOCAL_DIR_ENV, str(mnist_dir))
-    assert download.find_or_download(bare_machine) == mnist_dir
-    monkeypatch.setenv(download.LOCAL_DIR_ENV, str(shared))
+    assert find_mnist.find_or_download(bare_machine) == mnist_dir
+    monkeypatch.setenv(download.LOCAL_DIR_ENV, str(raw))
     with pytest.raises(MnistError, match="does not hold the four MNIST .gz files"):
-        download.find_or_download(bare_machine)
+        find_mnist.find_or_download(bare_machine)

@@ -3,13 +3,13 @@ import json
 import pytest
 import torch
 
-from mnist_dvc import reports
+from mnist_dvc import metrics_files
 
 
 def test_confusion_matrix_counts_true_by_predicted():
     labels = torch.tensor([0, 0, 1, 2, 2, 2])
     predicted = torch.tensor([0, 1, 1, 2, 2, 0])
-    counts = reports.confusion_matrix(labels, predicted)
+    counts = metrics_files.confusion_matrix(labels, predicted)
     assert counts.shape == (10, 10)
     assert counts[0, 0] == 1 and counts[0, 1] == 1 and counts[2, 0] == 1 and counts[2, 2] == 2
     assert counts.sum() == 6
@@ -18,20 +18,20 @@ def test_confusion_matrix_counts_true_by_predicted():
 def test_per_class_precision_recall_f1_and_macro():
     labels = torch.tensor([0, 0, 1, 1])
     predicted = torch.tensor([0, 1, 1, 1])
-    rows = reports.per_class(reports.confusion_matrix(labels, predicted))
+    rows = metrics_files.per_class(metrics_files.confusion_matrix(labels, predicted))
     assert rows[0] == {"digit": 0, "precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
     assert rows[1]["precision"] == pytest.approx(2 / 3) and rows[1]["recall"] == 1.0
     assert rows[5] == {"digit": 5, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-    macro = reports.macro(rows)
+    macro = metrics_files.macro(rows)
     assert macro["macro_recall"] == pytest.approx(0.15)
 
 
 def test_json_and_csv_round_trip(tmp_path):
-    reports.write_json(tmp_path / "m.json", {"acc": 0.123456789, "epoch": 3})
+    metrics_files.write_json(tmp_path / "m.json", {"acc": 0.123456789, "epoch": 3})
     assert json.loads((tmp_path / "m.json").read_text()) == {"acc": 0.123457, "epoch": 3}
     rows = [{"epoch": 1, "loss": 0.5, "lr": 1e-05}, {"epoch": 2, "loss": 0.25, "lr": 2e-05}]
-    reports.write_csv(tmp_path / "h.csv", rows)
-    assert reports.read_csv(tmp_path / "h.csv") == rows
+    metrics_files.write_csv(tmp_path / "h.csv", rows)
+    assert metrics_files.read_csv(tmp_path / "h.csv") == rows
 
 
 def test_precision_and_recall_from_a_known_confusion_matrix():
@@ -40,7 +40,7 @@ def test_precision_and_recall_from_a_known_confusion_matrix():
     counts = torch.zeros(10, 10, dtype=torch.long)
     counts[3, 3], counts[3, 8] = 6, 4   # ten true 3s: six found, four called 8
     counts[8, 8] = 5                    # five true 8s, all found
-    rows = reports.per_class(counts)
+    rows = metrics_files.per_class(counts)
     assert (rows[3]["precision"], rows[3]["recall"], rows[3]["support"]) == (1.0, 0.6, 10)
     assert rows[8]["precision"] == pytest.approx(5 / 9) and rows[8]["recall"] == 1.0
     assert rows[8]["support"] == 5

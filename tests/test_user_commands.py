@@ -1,6 +1,7 @@
 """The README's commands as a user types them, in throwaway repos on a small subset of real MNIST:
 in a new shell after the set-up, on a fresh clone, after a failed run, and watching the log."""
 
+import csv
 import json
 import os
 import signal
@@ -116,8 +117,13 @@ def test_plots_diff_against_head_on_a_fresh_clone(repo, tmp_path, mnist_dir):
 
 
 def test_train_stage_output_reaches_a_log_as_it_happens(repo, mnist_dir, tmp_path):
-    """Bug: under DVC (stdout a pipe or a file) the per-epoch lines were block-buffered, so a log
-    showed nothing until the stage ended. The epoch-1 line must arrive while epoch 2 still runs."""
+    """Bugs: under DVC (stdout a pipe or a file) the per-epoch lines were block-buffered, so a log
+    showed nothing until the stage ended; metrics/history.csv and train.json written only at the
+    end, so `dvc plots show` and `dvc exp show` showed nothing of a running experiment. The epoch-1
+    line, and both files holding epoch 1, must arrive while epoch 2 still runs."""
+    history, train_json = repo / "metrics/history.csv", repo / "metrics/train.json"
+    history.unlink(missing_ok=True)
+    train_json.unlink(missing_ok=True)
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("epochs: 1\n", "epochs: 2\n", 1))
     env = dict(env_with(mnist_dir), CUDA_VISIBLE_DEVICES="")
@@ -127,7 +133,12 @@ def test_train_stage_output_reaches_a_log_as_it_happens(repo, mnist_dir, tmp_pat
     try:
         for line in process.stdout:
             if line.startswith("epoch   1 "):
+                deadline = time.monotonic() + 5  # the files follow the line within milliseconds
+                while not (history.exists() and train_json.exists()) and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 os.kill(process.pid, signal.SIGSTOP)  # freeze it: nothing more happens while we look
+                assert [row["epoch"] for row in csv.DictReader(history.read_text().splitlines())] == ["1"]
+                assert json.loads(train_json.read_text())["epochs_run"] == 1
                 checkpoint = torch.load(repo / "checkpoints/train.pt", weights_only=True)
                 # Buffered output would arrive only at exit, after epoch 2 and the checkpoint's removal.
                 assert checkpoint["state"]["epoch"] == 1
