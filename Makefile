@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test bench clean-venv
+.PHONY: repro test lint bench clean-venv
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(INSTALLED)
 	if [ $$status -eq 5 ]; then \
 	  echo "make test: pytest collected no tests (exit 5): check tests/ and PYTEST_ARGS" >&2; fi; \
 	exit $$status
+
+# ruff, configured in pyproject.toml: CI fails on any finding.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
 
 bench: $(INSTALLED)
 	$(PYTHON) -m bench.throughput
