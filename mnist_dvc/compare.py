@@ -14,12 +14,14 @@ from mnist_dvc.errors import MnistError
 
 
 def select(rows: list[dict], names: list[str]) -> list[dict]:
-    """The experiment rows of `dvc.api.exp_show()`, or those named (by name or revision)."""
+    """The rows of `dvc.api.exp_show()` to compare: those named (by name or revision), else every
+    experiment and the baseline commits they branch from (a baseline is a run too: the study's
+    seed-0 baseline is the commit itself). Never the uncommitted workspace."""
     experiments = [r for r in rows if r.get("Experiment")]
     if not names:
         if not experiments:
             raise MnistError("no experiments found: run some first, e.g. dvc exp run -S optimizer=nadam")
-        return experiments
+        return [r for r in rows if r.get("Experiment") or r.get("rev") != "workspace"]
     by_name = {r["Experiment"]: r for r in experiments} | {r["rev"]: r for r in rows}
     missing = [n for n in names if n not in by_name]
     if missing:

@@ -79,6 +79,12 @@ def _machine(timing: dict) -> tuple[str, str]:
     return precision, machine
 
 
+def _when(timing: dict) -> str:
+    if "date_utc" not in timing:  # timing.json from before the date and commit were recorded
+        return "date and commit not recorded"
+    return f"{timing['date_utc']} UTC at commit {timing.get('git_commit', NOT_RECORDED)}"
+
+
 DATA_SOURCES = {"idx": "the four MNIST IDX files (MD5-checked)",
                 "seed": "the seed's four .pth tensor files (checked)"}
 
@@ -113,8 +119,7 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
         f"({_need(timing, 'seconds_per_epoch', s):.1f} s per epoch, per-epoch evaluation included) |",
         f"| precision | {precision} |",
         f"| machine | {machine} |",
-        f"| trained | {timing.get('date_utc', NOT_RECORDED)} UTC, commit "
-        f"{timing.get('git_commit', NOT_RECORDED)}, from {DATA_SOURCES[data_source]} |",
+        f"| trained | {_when(timing)}, from {DATA_SOURCES[data_source]} |",
         "",
         "## Params that differ from the defaults",
         "",

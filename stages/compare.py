@@ -15,6 +15,7 @@ experiment refs stay on the machine that ran them).
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 
 import dvc.api
@@ -31,6 +32,10 @@ def from_experiments(args, param_keys: list[str]) -> tuple[list[dict], list[dict
         print(note)
     runs, histories = [], []
     for row in rows:
+        if not row.get("Experiment"):  # a baseline commit, shown by branch name: pin its sha
+            sha = subprocess.run(["git", "rev-parse", "--short=7", row["rev"]], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            row = {**row, "Experiment": f"commit {sha}", "rev": sha}
         timing = json.loads(dvc.api.read(str(paths.TIMING), rev=row["rev"]))
         runs.append(compare.run_record(row, param_keys, timing))
         histories += [{"rev": row["rev"], **{k: h[k] for k in compare.HISTORY_COLUMNS}}

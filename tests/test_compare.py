@@ -16,7 +16,12 @@ ROWS = [
 
 
 def test_select_all_experiments_or_the_named_ones():
+    """Bugs caught: the workspace (uncommitted) compared as a run; the baseline commit dropped,
+    which leaves the study's baseline cell without its seed-0 run."""
     assert [r["Experiment"] for r in compare.select(ROWS, [])] == ["a", "b"]
+    base = {"Experiment": None, "rev": "main", "optimizer": "adam", "test_acc": 0.98}
+    assert [r["rev"] for r in compare.select([ROWS[0], base, *ROWS[1:]], [])] == ["main", "1111111",
+                                                                                  "2222222"]
     assert [r["Experiment"] for r in compare.select(ROWS, ["b"])] == ["b"]
     assert compare.select(ROWS, ["1111111"])[0]["Experiment"] == "a"
 

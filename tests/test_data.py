@@ -77,8 +77,10 @@ def test_read_idx_gz_missing(tmp_path):
 
 def test_real_files_have_the_documented_counts(mnist_train, mnist_test):
     assert mnist_train.images.shape == (60000, 28, 28) and mnist_test.images.shape == (10000, 28, 28)
-    assert torch.bincount(mnist_train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    assert torch.bincount(mnist_test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert torch.bincount(mnist_train.labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918,
+                                                           6265, 5851, 5949]
+    assert torch.bincount(mnist_test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028,
+                                                          974, 1009]
     mean = mnist_train.images.double().div(255).mean().item()
     assert mean == pytest.approx(0.130660, abs=1e-6)
 
@@ -162,8 +164,9 @@ def test_split_stage_follows_each_data_param(tmp_path, monkeypatch, mnist_dir, k
     import shutil
     import sys
 
-    from mnist_dvc.cli import run_stage
     from repo_helpers import write_params
+
+    from mnist_dvc.cli import run_stage
     from stages import split
 
     base = {"data.train_limit": 1000, "data.test_limit": 200}

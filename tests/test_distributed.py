@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from repo_helpers import ROOT, env_with, make_repo, run
 
 from mnist_dvc import distributed, training
 from mnist_dvc.augment import random_affine
@@ -26,9 +27,8 @@ from mnist_dvc.digits import Digits
 from mnist_dvc.distributed import SOLO, Group
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import FP32, evaluate
-from mnist_dvc.optimizers import make_optimizer, make_scheduler
 from mnist_dvc.metrics_files import parse_csv
-from repo_helpers import ROOT, env_with, make_repo, run
+from mnist_dvc.optimizers import make_optimizer, make_scheduler
 from stages import train as train_stage
 
 # 1466 training images split into 1221 train (19 batches of 64 + 5: an uneven last batch, sliced
@@ -109,7 +109,8 @@ def test_torchrun_line_uses_a_free_port():
 def test_processes_param_is_validated(make_params):
     # Bug caught: 0 processes, or a global batch too small to give each process 2 images.
     assert make_params().train.processes == 1  # the default: one process, no torchrun
-    with pytest.raises(MnistError, match=r"train.processes = 0 is invalid: must be >= 1 .*-S train.processes="):
+    with pytest.raises(MnistError,
+                       match=r"train.processes = 0 is invalid: must be >= 1 .*-S train.processes="):
         make_params(**{"train.processes": 0})
     with pytest.raises(MnistError, match=r"train.batch_size = 4 is too small for train.processes = 3: "
                                          r".* must be >= 6 .*-S train.batch_size="):
@@ -217,9 +218,8 @@ GLOO_LOST = ("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:538] Read er
 def _peer_failure_message(monkeypatch, exc: RuntimeError) -> str:
     """The error a rank of 2 gives when a collective raises `exc`."""
     monkeypatch.setattr(distributed, "start", lambda processes, timeout: Group(1, 2))
-    with pytest.raises(MnistError) as caught:
-        with distributed.session(2):
-            raise exc
+    with pytest.raises(MnistError) as caught, distributed.session(2):
+        raise exc
     return str(caught.value)
 
 

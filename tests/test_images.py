@@ -131,7 +131,7 @@ def test_every_kind_of_file_gives_the_same_input(mnist_test, tmp_path):
     framed.paste(big.convert("RGBA"), (40, 20))
     palette = dark.convert("P")
     palette.info["transparency"] = palette.getpixel((0, 0))
-    sixteen = Image.fromarray((np.asarray(dark, dtype=np.uint16) * 257))
+    sixteen = Image.fromarray(np.asarray(dark, dtype=np.uint16) * 257)
     exif = Image.Exif()
     exif[0x0112] = 6  # stored turned 90° anticlockwise: rotate clockwise to show
     files = {"gray.png": (dark, {}), "rgb.png": (dark.convert("RGB"), {}),

@@ -109,7 +109,8 @@ def test_wrong_shapes_name_the_layer(tmp_path):
     state["fc.2.weight"] = torch.zeros(50, 784)
     path = tmp_path / "model.pt"
     torch.save(state, path)
-    with pytest.raises(MnistError, match=r"layer fc.2.weight has shape \[50, 784\], MyConvNet expects \[98, 784\]"):
+    with pytest.raises(MnistError,
+                       match=r"layer fc.2.weight has shape \[50, 784\], MyConvNet expects \[98, 784\]"):
         load_model(path)
 
 

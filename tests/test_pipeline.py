@@ -2,10 +2,10 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
-
 from repo_helpers import env_with, make_repo, run
 
 
@@ -60,7 +60,7 @@ def test_evaluate_metrics_match_an_independent_argmax(repo):
     test = json.loads((repo / "metrics/test.json").read_text())
     assert test["test_acc"] == round((predicted == labels).double().mean().item(), 6)
     rows = (repo / "metrics/predictions.csv").read_text().splitlines()
-    assert rows[1:] == [f"{a},{p}" for a, p in zip(labels.tolist(), predicted.tolist())]
+    assert rows[1:] == [f"{a},{p}" for a, p in zip(labels.tolist(), predicted.tolist(), strict=True)]
 
     classes = (repo / "metrics/classes.csv").read_text().splitlines()
     assert classes[0] == "digit,precision,recall,f1,support"
@@ -98,7 +98,7 @@ def test_metrics_and_plots_are_declared(repo):
     for name, entries in plots.items():
         assert len(entries) == 1, name
         if name.endswith(".png"):
-            assert open(entries[0]["url"], "rb").read(8) == b"\x89PNG\r\n\x1a\n", name
+            assert Path(entries[0]["url"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
             continue
         values = entries[0]["content"]["data"]["values"]
         assert len(values) == sizes[name], name  # one row per epoch and field / image / digit
@@ -127,7 +127,8 @@ def test_exp_run_with_another_optimizer(repo, mnist_dir):
 def test_typo_in_optimizer_fails_before_training(repo, mnist_dir):
     done = run(repo, "dvc", "exp", "run", "-S", "optimizer=nadamm", env=env_with(mnist_dir), check=False)
     assert done.returncode != 0
-    assert "error: params.yaml: optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm" in done.stderr
+    assert ("error: params.yaml: optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm"
+            in done.stderr)
     assert "epoch" not in done.stdout
     run(repo, "git", "checkout", "--", "params.yaml")
 
@@ -185,13 +186,18 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
     run(repo, "python", "-m", "stages.compare", "--from", "reports/runs.csv", "--out", "again", env=env)
     assert (repo / "again/comparison.md").read_text() == page
 
-    # Only a queued experiment left: one clear line, no traceback, runs.csv untouched.
+    # Only a queued experiment left: it is skipped in one line; the baseline commit (a run too:
+    # the study's seed-0 baseline) joins the two runs runs.csv kept.
     run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=nadam", "-n", "still-queued", env=env)
-    kept = (repo / "reports/runs.csv").read_text()
-    done = run(repo, "python", "-m", "stages.compare", "--out", "reports", env=env, check=False)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "no selected experiment has finished with a test accuracy (still-queued (Queued))" in done.stderr
-    assert (repo / "reports/runs.csv").read_text() == kept
+    done = run(repo, "python", "-m", "stages.compare", "--out", "reports", env=env)
+    assert "compare: skipped, no results of their own: still-queued (Queued)\n" in done.stdout
+    assert "Traceback" not in done.stderr
+    head = run(repo, "git", "rev-parse", "--short=7", "HEAD").stdout.strip()
+    rows = table_rows(repo / "reports/comparison.md")
+    assert sorted(row["experiment"] for row in rows) == sorted([*names, f"commit {head}"])
+    baseline = json.loads((repo / "metrics/test.json").read_text())
+    assert next(r for r in rows if r["experiment"] == f"commit {head}")["test_acc"] == \
+        f"{baseline['test_acc']:.4f}"
 
 
 def test_hung_command_fails_the_test_and_is_killed(tmp_path):
@@ -209,7 +215,7 @@ def test_hung_command_fails_the_test_and_is_killed(tmp_path):
     deadline = time.monotonic() + 10
     while True:
         try:
-            state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except FileNotFoundError:
             state = "gone"
         if state in ("gone", "Z", "X") or time.monotonic() > deadline:

@@ -6,9 +6,12 @@ Here "machines" are two clones of one bare git repository, and the DVC remote is
 
 import csv
 import io
+import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from repo_helpers import TINY, env_with, make_repo, run
 
@@ -56,7 +59,7 @@ def test_experiments_and_models_travel_between_clones(tmp_path, mnist_dir):
     assert in_b["lr-low"]["train.lr"] != in_b["lr-high"]["train.lr"]
 
     compared = run(b, sys.executable, "-m", "stages.compare", env=env)
-    assert "compare: 2 experiments" in compared.stdout
+    assert "compare: 2 runs" in compared.stdout
     table = (b / "reports/comparison.md").read_text()
     assert "| lr-low |" in table and "| lr-high |" in table  # with their histories (curves) read
 
@@ -71,3 +74,54 @@ def test_experiments_and_models_travel_between_clones(tmp_path, mnist_dir):
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
     repro = run(b, "dvc", "repro", env=env)
     assert "Running stage" not in repro.stdout, repro.stdout  # nothing retrained
+
+
+def documented_blocks() -> list[str]:
+    """The bash blocks of docs/scale-out.md's "Sweeps across machines" section, in order."""
+    doc = (Path(__file__).resolve().parents[1] / "docs/scale-out.md").read_text()
+    section = doc.split("## Sweeps across machines", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+
+
+def test_documented_sweep_setup_runs_as_typed(tmp_path, mnist_dir):
+    """The docs' three blocks, run as a user types them on a fresh clone of the project, with
+    local folders for the two example URLs. Bugs caught (all seen in the docs): `git remote add
+    origin` failing on a clone ("remote origin already exists"); `dvc push` before any run, with
+    nothing in the cache to push; a "wait for the queue" step that does not wait, so the push
+    sends no experiment."""
+    setup, each_machine, compare = documented_blocks()
+    project, origin, storage = tmp_path / "project.git", tmp_path / "team.git", tmp_path / "storage"
+    for bare in (project, origin):
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    template = make_repo(tmp_path / "template", TINY)
+    run(template, "git", "push", "-q", str(project), "HEAD:main")
+    gitconfig = tmp_path / "gitconfig"  # the user's own git identity, which the queue needs
+    gitconfig.write_text("[user]\n\tname = t\n\temail = t@example.com\n")
+    env = {**env_with(mnist_dir), "GIT_CONFIG_GLOBAL": str(gitconfig),
+           "ORIGIN": str(origin), "STORAGE": str(storage)}
+
+    def bash(where: Path, block: str):
+        # The two example locations are the reader's to choose: here, local folders (in env).
+        block = re.sub(r"^export (ORIGIN|STORAGE)=.*$", "", block, flags=re.M)
+        return run(where, "bash", "-euo", "pipefail", "-c", block, env=env)
+
+    first = tmp_path / "first"
+    subprocess.run(["git", "clone", "-q", str(project), str(first)], check=True)
+    bash(first, setup)
+
+    machine = tmp_path / "machine"
+    machine.mkdir()
+    bash(machine, each_machine)
+    clone = machine / "mnist-dvc"
+    names = [line.split(",")[0] for line in
+             run(clone, "dvc", "exp", "show", "--csv", env=env).stdout.splitlines()[1:]]
+    names = [n for n in names if n and n not in ("workspace", "main")]
+    assert len(names) == 2, names
+
+    reader = tmp_path / "reader"
+    subprocess.run(["git", "clone", "-q", str(origin), str(reader)], check=True)
+    bash(reader, compare.replace("<name>", names[0]))
+    rows = (reader / "reports/runs.csv").read_text().splitlines()[1:]
+    assert sorted(row.split(",")[0] for row in rows) == sorted(names)
+    assert (reader / "models/model.pt").is_file()
+    assert os.path.getsize(reader / "models/model.pt") > 1_000_000

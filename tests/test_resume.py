@@ -12,9 +12,9 @@ import time
 
 import pytest
 import torch
+from repo_helpers import env_with, make_repo, run, write_params
 
 from mnist_dvc import checkpoint
-from repo_helpers import env_with, make_repo, run, write_params
 
 PARAMS = {"data.train_limit": 3000, "data.test_limit": 500,
           "train.epochs": 3, "train.batch_size": 64, "train.precision": "fp32"}

@@ -4,12 +4,12 @@ written with torch.save) as an alternative source for the fetch and split stages
 import pytest
 import torch
 import yaml
+from repo_helpers import env_with, make_repo, run
+from test_stage_errors import assert_nothing_left, assert_one_line_error, make_project, run_stage
 
 from mnist_dvc import data, download, mnist, seed_files
 from mnist_dvc.digits import Digits
 from mnist_dvc.errors import MnistError
-from repo_helpers import env_with, make_repo, run
-from test_stage_errors import assert_nothing_left, assert_one_line_error, make_project, run_stage
 
 
 def write_seed_dir(folder, train: Digits, test: Digits, images_as=None, four_d=False, **replace):
@@ -23,7 +23,7 @@ def write_seed_dir(folder, train: Digits, test: Digits, images_as=None, four_d=F
             images = images.to(getattr(torch, images_as)) / 255
         if four_d:
             images = images.unsqueeze(1)
-        for name, obj in zip(mnist.SEED_FILES[which], (images, digits.labels)):
+        for name, obj in zip(mnist.SEED_FILES[which], (images, digits.labels), strict=True):
             obj = replace.get(name.removesuffix(".pth"), obj)
             if obj is not None:
                 torch.save(obj, folder / name)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from repo_helpers import copy_project, run, write_params
 
 from mnist_dvc import download, mnist
 from mnist_dvc.model import MyConvNet
-from repo_helpers import copy_project, run, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_OUTPUTS = ["models/model.pt", "metrics/history.csv", "metrics/train.json", "metrics/timing.json"]

@@ -67,8 +67,8 @@ def test_lr_schedules(make_params):
                                                 "train.epochs": 6})
     factors = [optimizers.lr_factor(cosine, s, spe) for s in range(6 * spe)]
     assert factors[0] == pytest.approx(1 / 20) and factors[19] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(factors[:20], factors[1:20]))  # linear rise
-    assert all(a >= b for a, b in zip(factors[20:], factors[21:]))  # then decay
+    assert all(a < b for a, b in zip(factors[:19], factors[1:20], strict=True))  # linear rise
+    assert all(a >= b for a, b in zip(factors[20:-1], factors[21:], strict=True))  # then decay
     assert factors[-1] < 0.01
 
     exponential = make_params(scheduler="warmup", **{"warmup.epochs": 1, "warmup.decay": "exponential",
@@ -317,7 +317,8 @@ CHANGES = [  # (param, changed value, what both runs share besides the defaults 
 # Params whose effect is not on `fit`'s history, and the test that fails when each is ignored.
 COVERED_ELSEWHERE = {
     "train.patience": "tests/test_training.py::test_patience_stops_after_that_many_stale_epochs",
-    "train.processes": "tests/test_distributed.py::test_two_processes_write_one_set_of_outputs_close_to_one_process",
+    "train.processes":
+        "tests/test_distributed.py::test_two_processes_write_one_set_of_outputs_close_to_one_process",
     "data.valid_fraction": "tests/test_data.py::test_split_stage_follows_each_data_param",
     "data.stratify": "tests/test_data.py::test_split_stage_follows_each_data_param",
     "data.train_limit": "tests/test_data.py::test_split_stage_follows_each_data_param",

@@ -4,6 +4,7 @@ in a new shell after the set-up, on a fresh clone, after a failed run, and watch
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from repo_helpers import env_with, make_repo, run
 
 VENV_BIN = Path(sys.executable).parent
@@ -38,6 +38,13 @@ def restore_params(repo: Path) -> None:
     run(repo, "git", "checkout", "--", "params.yaml")
 
 
+def readme_first_screen() -> list[str]:
+    """The commands of the README's second code block (the first screen, after `make`)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)[1]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+
+
 def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
     """Bug: the README's commands only work with the venv's bin on PATH by accident (as in the
     other tests), so `dvc` is "command not found" for a user, or the stage runs the system python.
@@ -46,15 +53,19 @@ def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
                                   if Path(p).resolve() != VENV_BIN.resolve())
     baseline = json.loads((repo / "metrics/test.json").read_text())["test_acc"]
-    script = (f"source {VENV_BIN / 'activate'} && dvc repro && dvc metrics diff --json && "
-              "dvc exp run -S optimizer=nadam -n readme-nadam && dvc exp show --json")
-    done = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True,
-                          text=True, timeout=600)
+    commands = readme_first_screen()
+    assert commands == ["source .venv/bin/activate", "dvc repro", "dvc metrics diff",
+                        "dvc exp run -S optimizer=nadam"]
+    # As typed, but the venv is this test run's (the throwaway repo has none of its own).
+    script = " && ".join(commands).replace(".venv/bin/activate", str(VENV_BIN / "activate"))
+    done = subprocess.run(["bash", "-c", script + " && dvc exp show --json"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "Data and pipelines are up to date" in done.stdout
     experiments = [exp["revs"][0] for row in json.loads(done.stdout[done.stdout.rindex("\n[") + 1:])
                    for exp in (row.get("experiments") or [])]
-    nadam = next(e for e in experiments if e["name"] == "readme-nadam")
+    nadam = next(e for e in experiments
+                 if e["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam")
     assert nadam["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam"
     # Trained anew with nadam (1 tiny epoch: the value itself says little), not the baseline's copy.
     assert nadam["data"]["metrics"]["metrics/test.json"]["data"]["test_acc"] != baseline

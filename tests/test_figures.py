@@ -1,0 +1,104 @@
+"""What the figures are drawn from: the data handed to matplotlib, read back from each Figure as
+it is saved, checked against the files the stages read. PNG bytes would pass with wrong data."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from repo_helpers import write_params
+
+from mnist_dvc import compare, figures, metrics_files, paths
+from mnist_dvc.cli import run_stage
+from mnist_dvc.digits import Digits, save_digits
+from mnist_dvc.params import as_dict, flatten, load_params
+
+# Three epochs where every split and metric has its own values: a column fed in for another shows.
+HISTORY = [
+    {"epoch": e, "lr": 0.001, "train_loss": 0.5 / e, "train_acc": 0.80 + e / 100,
+     "valid_loss": 0.4 / e, "valid_acc": 0.85 + e / 100, "test_loss": 0.45 / e,
+     "test_acc": 0.83 + e / 100} for e in (1, 2, 3)]
+
+
+@pytest.fixture
+def saved(monkeypatch):
+    """Every figure the code saves, by file name, instead of a PNG."""
+    figs = {}
+
+    def capture(fig, path):
+        figs[paths.Path(path).name] = fig
+
+    monkeypatch.setattr(figures, "_save", capture)
+    return figs
+
+
+def lines_by_label(ax) -> dict:
+    return {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+
+
+def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch, saved):
+    """Bugs caught: a curve fed another split's or metric's column (test accuracy drawn from
+    valid), the best-epoch marker from the last epoch, the confusion heatmap from transposed or
+    other counts."""
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, {})
+    metrics_files.write_csv(paths.HISTORY, HISTORY)
+    metrics_files.write_json(paths.TRAIN_METRICS, {"best_epoch": 2, "best_valid_acc": 0.87,
+                                                   "best_valid_loss": 0.2, "epochs_run": 3})
+    actual, predicted = [0, 1, 1, 2, 2, 2], [0, 1, 2, 2, 2, 0]
+    metrics_files.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p}
+                                                for a, p in zip(actual, predicted, strict=True)])
+    save_digits(Digits(torch.zeros(6, 28, 28, dtype=torch.uint8), torch.tensor(actual)),
+                paths.prepared("test"))
+    monkeypatch.setattr(sys, "argv", ["stages.plot"])
+    from stages import plot
+
+    run_stage(plot.main)
+
+    loss_ax, acc_ax = saved["curves.png"].axes
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
+        drawn = lines_by_label(ax)
+        for split in ("train", "valid", "test"):
+            assert drawn[split] == pytest.approx([r[f"{split}_{metric}"] for r in HISTORY], abs=1e-6), split
+        marker = next(line for line in ax.get_lines() if line.get_label() == "best (epoch 2)")
+        assert list(marker.get_xdata()) == [2, 2]
+    heat = saved["confusion.png"].axes[0].get_images()[0].get_array()
+    expected = metrics_files.confusion_matrix(torch.tensor(actual), torch.tensor(predicted))
+    assert np.allclose(np.asarray(heat), expected.log1p().numpy())
+    assert expected[2, 0] == 1 and expected[0, 2] == 0  # rows are the true digit
+
+
+def run(seed, cell, acc, valid_acc, rev):
+    return {"experiment": rev, "rev": rev, "seed": seed, "optimizer": cell, "scheduler": "warmup",
+            "test_acc": acc, "test_acc_sampled": acc - 0.05, "handin_test_acc_sampled": acc,
+            "handin_factor": 4.0, "test_loss": 0.1, "best_valid_acc": valid_acc,
+            "best_epoch": 3.0, "epochs_run": 3.0, "train_seconds": 10.0, "hardware": "CPU",
+            "precision": "fp32"}
+
+
+def test_compare_draws_cell_means_of_the_right_metric(tmp_path, monkeypatch, saved):
+    """Bugs caught: the test-accuracy figure fed best_valid_acc (or one seed, not the cell's mean),
+    the valid curves drawn from the test column."""
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, {})
+    defaults = flatten(as_dict(load_params()))
+    keys = list(defaults)
+    runs = [run(0, "adam", 0.990, 0.970, "a0"), run(1, "adam", 0.994, 0.972, "a1"),
+            run(0, "nadam", 0.980, 0.960, "n0")]
+    runs = [{**defaults, **r} for r in runs]
+    compare.write_runs(tmp_path / "in/runs.csv", runs, keys)
+    shift = {"a1": 0.001}  # a1's valid accuracy is 0.001 above a0's at every epoch
+    histories = [{"rev": r["rev"], **h, "valid_acc": h["valid_acc"] + shift.get(r["rev"], 0)}
+                 for r in runs for h in HISTORY]
+    metrics_files.write_csv(tmp_path / "in/histories.csv", histories)
+    monkeypatch.setattr(sys, "argv", ["stages.compare", "--from", "in/runs.csv", "--out", "out"])
+    from stages import compare as compare_stage
+
+    run_stage(compare_stage.main)
+
+    bars = saved["test_accuracy.png"].axes[0].patches
+    widths = sorted(round(bar.get_width(), 6) for bar in bars)
+    assert widths == [0.98, 0.992]  # nadam's one run, adam's mean of 0.990 and 0.994
+    valid = lines_by_label(saved["valid_accuracy.png"].axes[0])
+    adam = next(v for label, v in valid.items() if label.startswith("adam"))
+    assert adam == pytest.approx([h["valid_acc"] + 0.0005 for h in HISTORY])
