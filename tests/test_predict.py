@@ -18,8 +18,9 @@ from mnist_dvc.params import parse_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
-N_DIGITS = 1000  # test digits written to files in every variant (with 500, chance flips of borderline
-# digits moved single variants by up to 0.6 points for this model; pooled over 1,000, 0.2)
+N_DIGITS = 1000  # test digits written to files in every variant: the mean shared probability of a
+# variant is then known to ±0.002 (one standard error), a fifth of the margins around MIN_SHARED
+MIN_SHARED = 0.955  # see test_files_are_read_as_well_as_the_tensors
 
 
 @pytest.fixture(scope="module")
@@ -90,26 +91,50 @@ def write_variants(digits: Digits, folder: Path) -> dict[str, list[Path]]:
 
 def accuracy(answers, labels) -> float:
     assert all(a.error is None for a in answers), [a.error for a in answers if a.error][:3]
-    return sum(a.digit == y for a, y in zip(answers, labels.tolist())) / len(labels)
+    return sum(a.digit == y for a, y in zip(answers, labels.tolist(), strict=True)) / len(labels)
+
+
+def probabilities(answers) -> torch.Tensor:
+    """(N, 10) softmax outputs from classify's answers (asked with top=10)."""
+    assert all(a.error is None for a in answers), [a.error for a in answers if a.error][:3]
+    found = torch.zeros(len(answers), 10)
+    for row, answer in zip(found, answers, strict=True):
+        for digit, p in answer.top:
+            row[digit] = p
+    return found
 
 
 def test_files_are_read_as_well_as_the_tensors(model, mnist_test, tmp_path):
-    """Predict on image files is within 0.5 points of evaluate on the same digits as tensors.
+    """The model sees a digit read from a file as it sees the same digit as a tensor: in every
+    file variant, the softmax outputs of the two share at least MIN_SHARED (95.5%) of their
+    probability mass, on average over the 1,000 digits (shared: the sum over digits of the smaller
+    of the two probabilities, 1 - their total variation distance; so the course grader's expected
+    score, a label drawn from the softmax, differs by at most 4.5 points between the two).
 
     Catches any preprocessing step that drifts from how MNIST was made (digit too small or too
     big, centred half a pixel off, blurred, wrong polarity, alpha composited onto the wrong colour,
-    a JPEG or BMP decoded differently): each of these cost this model points. Per variant the
-    allowance is 1.5 points (one digit is 0.1 point), pooled it is the 0.5 asked for."""
+    a JPEG or BMP decoded differently). Measured per variant on 8 models (this fixture and a cosine
+    schedule, 4 seeds each): clean code shares 0.964-0.976; centred half a pixel off 0.930-0.944,
+    scaled to 18 px instead of 20 0.910-0.944, blurred twice (scaled, then shifted by a separate
+    resampling) 0.920-0.937. The bound is 4.5 standard errors (0.002) below the worst clean run,
+    2.5 of theirs (0.004) above the mildest of these bugs.
+
+    Not accuracy: which borderline digits flip either way between the two routes depends on the
+    machine's arithmetic: over those 8 models the files scored from 1.2 points below the tensors
+    to 0.7 above on clean code, and from 3.9 below to 0.3 above with these bugs (a 0.5-point
+    bound failed clean code on a Xeon)."""
     digits = mnist_test.take(torch.arange(N_DIGITS))
-    _, reference, _ = inference.evaluate(model, digits)
+    reference = inference.logits_of(model, digits).softmax(dim=1)
     files = write_variants(digits, tmp_path)
-    found = {name: accuracy(list(classify.classify(model, paths)), digits.labels)
-             for name, paths in files.items()}
-    pooled = sum(found.values()) / len(found)
-    report = ", ".join(f"{name}: {acc:.3f}" for name, acc in found.items())
-    assert abs(pooled - reference) <= 0.005, f"evaluate {reference:.4f}, files {pooled:.4f} ({report})"
-    for name, acc in found.items():
-        assert abs(acc - reference) <= 0.015, f"{name}: {acc:.3f} vs evaluate {reference:.3f}"
+    shared, correct = {}, {}
+    for name, paths in files.items():
+        found = probabilities(list(classify.classify(model, paths, top=10)))
+        shared[name] = torch.minimum(found, reference).sum(dim=1).mean().item()
+        correct[name] = (found.argmax(dim=1) == digits.labels).double().mean().item()
+    report = "; ".join(f"{name}: shared {shared[name]:.4f}, accuracy {correct[name]:.3f}"
+                       for name in files)
+    tensors = (reference.argmax(dim=1) == digits.labels).double().mean().item()
+    assert min(shared.values()) >= MIN_SHARED, f"{report} (as tensors: accuracy {tensors:.3f})"
 
 
 def render(digit: int, size: int, dark_ink: bool) -> Image.Image:
@@ -138,7 +163,7 @@ def test_typeset_digits_are_read(model, tmp_path):
         render(d, size, dark).save(paths[-1])
     answers = list(classify.classify(model, paths))
     labels = torch.tensor([d for d, _, _ in cases])
-    assert accuracy(answers, labels) >= 0.6, [(c, a.digit) for c, a in zip(cases, answers)
+    assert accuracy(answers, labels) >= 0.6, [(c, a.digit) for c, a in zip(cases, answers, strict=True)
                                               if a.digit != c[0]]
 
 
@@ -234,7 +259,7 @@ def test_cli_text_output_and_exit_codes(model_file, mnist_test, tmp_path):
     assert result.returncode == 0 and result.stderr == ""
     lines = result.stdout.splitlines()
     assert len(lines) == 2
-    for path, line, label in zip(paths, lines, mnist_test.labels.tolist()):
+    for path, line, label in zip(paths, lines, mnist_test.labels.tolist()[:2], strict=True):
         assert re.fullmatch(rf"{re.escape(str(path))}: {label} \(\d\.\d{{4}}\)", line), line
 
     missing = predict(paths[0], "--model", tmp_path / "none.pt")

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from repo_helpers import ROOT, env_with, make_repo, run
 
-from mnist_dvc import reports, run_report
+from mnist_dvc import metrics_files, run_report
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import flatten
-from repo_helpers import ROOT, env_with, make_repo, run
 
 TRAIN = {"best_valid_acc": 0.99511, "best_valid_loss": 0.087589, "best_epoch": 7, "epochs_run": 8}
 TEST = {"test_acc": 0.9952, "test_acc_sampled": 0.923112, "handin_test_acc_sampled": 0.995041,
@@ -18,7 +18,7 @@ TEST = {"test_acc": 0.9952, "test_acc_sampled": 0.923112, "handin_test_acc_sampl
 TIMING = {"train_seconds": 328.871801, "seconds_per_epoch": 41.108975, "device": "cpu",
           "hardware": "AMD EPYC 9R14 (avx512_bf16)", "precision": "bf16",
           "precision_reason": "native on this CPU", "processor": "x86_64", "torch": "2.13.0+cpu",
-          "threads": 2}
+          "threads": 2, "date_utc": "2026-11-30 00:10", "git_commit": "83dfbf2a1b2c-dirty"}
 CLASSES = [{"digit": d, "precision": 1.0 if d == 0 else 0.99, "recall": 0.98, "f1": 0.985,
             "support": 1000 + d} for d in range(10)]
 LINKS = {"Curves": "../figures/curves.png", "Confusion": "../figures/confusion.png"}
@@ -30,7 +30,7 @@ def test_report_from_known_inputs(make_params):
     key (valid accuracy shown as test accuracy), a changed param left out or an unchanged one listed."""
     params = make_params(optimizer="nadam", **{"train.epochs": 20, "train.augment": False,
                                                "train.lr": 0.0005, "data.train_limit": 1000})
-    text = run_report.render(params, TRAIN, TEST, TIMING, CLASSES, LINKS)
+    text = run_report.render(params, TRAIN, TEST, TIMING, CLASSES, LINKS, "idx")
     lines = text.splitlines()
     assert lines[0] == "# Run report"
     for expected in [
@@ -39,6 +39,11 @@ def test_report_from_known_inputs(make_params):
         "| training time | 329 s (41.1 s per epoch, per-epoch evaluation included) |",
         "| precision | bf16 (native on this CPU) |",
         "| machine | cpu: AMD EPYC 9R14 (avx512_bf16); processor x86_64; torch 2.13.0+cpu, 2 threads |",
+        "| trained | 2026-11-30 00:10 UTC at commit 83dfbf2a1b2c-dirty, from the four MNIST IDX files "
+        "(MD5-checked) |",
+        "| graded the course's way | 0.9231 (expected score when a label is sampled from the softmax, "
+        "as the course's grader does) |",
+        "| the hand-in, graded | 0.9950 (last layer x4: `python -m stages.handin ID NAME`) |",
         "| 0 | 1.0000 | 0.9800 | 0.9850 | 1000 |",
         "| 9 | 0.9900 | 0.9800 | 0.9850 | 1009 |",
         "![Curves](../figures/curves.png)",
@@ -60,7 +65,7 @@ def test_report_from_known_inputs(make_params):
 def test_defaults_run_says_so(make_params):
     """The committed params.yaml is the documented defaults: nothing listed as changed. Catches a
     2e-3 vs 0.002 or 8 vs 8.0 spelling taken for a change."""
-    text = run_report.render(make_params(), TRAIN, TEST, TIMING, CLASSES, LINKS)
+    text = run_report.render(make_params(), TRAIN, TEST, TIMING, CLASSES, LINKS, "idx")
     assert "None: this run used the documented defaults" in text
     assert "| param |" not in text
 
@@ -84,15 +89,32 @@ def test_a_param_without_documented_default_and_booleans(make_params):
     changed = {key: (value, default) for key, value, default in run_report.changed_params(params, defaults)}
     assert changed == {"seed": (0, None), "data.stratify": (False, 1)}
     assert run_report.show(None) == "(no documented default)"
-    assert [run_report.show(v) for v in (True, 1e-05, 0.167, 8, "adam")] == ["true", "1e-05", "0.167", "8", "adam"]
+    assert [run_report.show(v) for v in (True, 1e-05, 0.167, 8, "adam")] == ["true", "1e-05", "0.167",
+                                                                               "8", "adam"]
+
+
+def test_true_is_not_1_nor_false_0(make_params):
+    """A boolean param is listed when its default is the number 1 or 0 (true == 1 in Python).
+    Catches `_same`'s boolean guard removed: true against a default of 1 (and false against 0,
+    1 against a default of true) would be taken as unchanged and left out of the report."""
+    params = make_params(**{"train.epochs": 1})
+    defaults = {**run_report.DEFAULTS, "data": {**run_report.DEFAULTS["data"], "stratify": 0},
+                "train": {**run_report.DEFAULTS["train"], "augment": 1, "epochs": True}}
+    changed = {key: (value, default)
+               for key, value, default in run_report.changed_params(params, defaults)}
+    assert changed == {"data.stratify": (False, 0), "train.augment": (True, 1),
+                       "train.epochs": (1, True)}
 
 
 def test_timing_from_an_older_run_says_not_recorded(make_params):
     """timing.json from before the machine fields existed: the report says so instead of failing."""
     old = {"train_seconds": 300.0, "seconds_per_epoch": 37.5}
-    text = run_report.render(make_params(), TRAIN, TEST, old, CLASSES, LINKS)
+    text = run_report.render(make_params(), TRAIN, TEST, old, CLASSES, LINKS, "seed")
     assert "| precision | not recorded |" in text
-    assert "| machine | not recorded: not recorded; processor not recorded; torch not recorded, not recorded threads |" in text
+    assert ("| machine | not recorded: not recorded; processor not recorded; torch not recorded, "
+            "not recorded threads |") in text
+    assert ("| trained | date and commit not recorded, from the seed's four .pth tensor files "
+            "(checked) |") in text
 
 
 @pytest.mark.parametrize("which, key, origin", [
@@ -104,7 +126,7 @@ def test_missing_metric_is_one_clear_error(make_params, which, key, origin):
     del (inputs[which][0] if which == "classes" else inputs[which])[key]
     with pytest.raises(MnistError, match=f"{origin} lacks {key}: .*rerun dvc repro"):
         run_report.render(make_params(), inputs["train"], inputs["test"], inputs["timing"],
-                          inputs["classes"], LINKS)
+                          inputs["classes"], LINKS, "idx")
 
 
 def test_figure_links_are_relative_to_the_report(tmp_path):
@@ -132,9 +154,10 @@ def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
     repo = make_repo(tmp_path / "repo")
     (repo / "metrics").mkdir()
     (repo / "figures").mkdir()
+    (repo / "data/raw").mkdir(parents=True)  # what fetch leaves: the report names the data source
     for name, values in (("train.json", TRAIN), ("test.json", TEST), ("timing.json", TIMING)):
-        reports.write_json(repo / "metrics" / name, values)
-    reports.write_csv(repo / "metrics/classes.csv", CLASSES)
+        metrics_files.write_json(repo / "metrics" / name, values)
+    metrics_files.write_csv(repo / "metrics/classes.csv", CLASSES)
     for name in run_report.FIGURES:
         (repo / "figures" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
     env = env_with(Path("/nonexistent"))
@@ -143,6 +166,7 @@ def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
     text = (repo / "reports/run.md").read_text()
     assert "| `data.train_limit` | 1200 | 0 |" in text and "| `train.epochs` | 1 | 8 |" in text
     assert "| test accuracy | **0.9952** (loss 0.0870, macro F1 0.9952) |" in text
+    assert "from the four MNIST IDX files (MD5-checked) |" in text
     for link in [line.split("](")[1][:-1] for line in text.splitlines() if line.startswith("![")]:
         assert (repo / "reports" / link).is_file(), link
     ignored = subprocess.run(["git", "check-ignore", "-q", "reports/run.md"], cwd=repo)
