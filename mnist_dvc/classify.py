@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from mnist_dvc.errors import MnistError
 from mnist_dvc.images import load_digit
-from mnist_dvc.inference import EVAL_BATCH
+from mnist_dvc.inference import eval_batch_size
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def classify(model: torch.nn.Module, files: list[Path], top: int = 1, batch_size
 
     A progress bar counts files on stderr, only on a terminal (progress=None) or as asked."""
     device = next(model.parameters()).device
-    batch_size = batch_size or EVAL_BATCH.get(device.type, 128)
+    batch_size = batch_size or eval_batch_size(device)
     model.eval()
     with tqdm(total=len(files), unit="image", desc="predict", leave=False,
               disable=None if progress is None else not progress) as bar:

@@ -13,12 +13,16 @@ FP32 = Precision("fp32", "default")
 EVAL_BATCH = {"cpu": 128, "cuda": 2048}
 
 
+def eval_batch_size(device: torch.device) -> int:
+    return EVAL_BATCH.get(device.type, 128)
+
+
 @torch.inference_mode()
 def logits_of(model: torch.nn.Module, digits: Digits, precision: Precision = FP32,
               batch_size: int | None = None) -> torch.Tensor:
     """The model's logits for every image of `digits`, (N, 10) float32 on the CPU, in eval mode."""
     device = next(model.parameters()).device
-    batch_size = batch_size or EVAL_BATCH.get(device.type, 128)
+    batch_size = batch_size or eval_batch_size(device)
     was_training = model.training
     model.eval()
     parts = []
