@@ -62,12 +62,21 @@ HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "valid_loss", "vali
                    "test_loss", "test_acc")
 
 
-def run_record(row: dict, param_keys: list[str], timing: dict) -> dict:
+def run_record(row: dict, defaults: dict, timing: dict) -> dict:
     """One finished experiment of `dvc exp show` (metrics and params flattened by their names),
-    with the machine it ran on from its metrics/timing.json."""
+    with the machine it ran on from its metrics/timing.json. `defaults`: the flat params."""
     return {"experiment": label(row), "rev": row["rev"],
-            **{k: row.get(k) for k in param_keys}, **{k: row.get(k) for k in RUN_METRICS},
-            **{k: timing.get(k) for k in RUN_MACHINE}}
+            **{k: _like(row.get(k), default) for k, default in defaults.items()},
+            **{k: row.get(k) for k in RUN_METRICS}, **{k: timing.get(k) for k in RUN_MACHINE}}
+
+
+def _like(value, default):
+    """`dvc exp show` gives whole-number params as floats (seed 0.0, epochs 8.0) and booleans as
+    text ("False"): back to the param's type, so a run's cell matches params.yaml's."""
+    if isinstance(value, str) and not isinstance(default, str):
+        value = yaml.safe_load(value)
+    is_int = isinstance(default, int) and not isinstance(default, bool)
+    return int(value) if is_int and isinstance(value, float) and value.is_integer() else value
 
 
 def merge_runs(kept: list[dict], new: list[dict]) -> list[dict]:

@@ -26,7 +26,7 @@ from mnist_dvc.cli import run_stage
 from mnist_dvc.params import as_dict, flatten, load_params
 
 
-def from_experiments(args, param_keys: list[str]) -> tuple[list[dict], list[dict]]:
+def from_experiments(args, defaults: dict) -> tuple[list[dict], list[dict]]:
     rows, note = compare.with_results(compare.select(dvc.api.exp_show(revs=args.rev), args.experiments))
     if note:
         print(note)
@@ -37,7 +37,7 @@ def from_experiments(args, param_keys: list[str]) -> tuple[list[dict], list[dict
                                  capture_output=True, text=True).stdout.strip()
             row = {**row, "Experiment": f"commit {sha}", "rev": sha}
         timing = json.loads(dvc.api.read(str(paths.TIMING), rev=row["rev"]))
-        runs.append(compare.run_record(row, param_keys, timing))
+        runs.append(compare.run_record(row, defaults, timing))
         histories += [{"rev": row["rev"], **{k: h[k] for k in compare.HISTORY_COLUMNS}}
                       for h in metrics_files.parse_csv(dvc.api.read(str(paths.HISTORY), rev=row["rev"]))]
     return runs, histories
@@ -61,7 +61,7 @@ def main() -> None:
         runs = compare.read_runs(args.runs_csv, param_keys)
         histories = compare.read_histories(args.runs_csv.with_name("histories.csv"))
     else:
-        new_runs, new_histories = from_experiments(args, param_keys)
+        new_runs, new_histories = from_experiments(args, flat_defaults)
         kept = compare.read_runs(runs_csv, param_keys) if runs_csv.is_file() else []
         kept_histories = compare.read_histories(histories_csv) if histories_csv.is_file() else []
         runs = compare.merge_runs(kept, new_runs)

@@ -136,3 +136,17 @@ def test_runs_csv_round_trip(tmp_path):
     back = compare.read_runs(tmp_path / "runs.csv", keys)
     assert back == runs
     assert len(study.group_cells(back, keys)) == 2
+
+
+def test_run_record_gives_whole_number_params_back_their_type():
+    """`dvc exp show` reports seed 0 as 0.0. Bug caught: the baseline's own runs not recognised as
+    the baseline cell (0.0 != 0), so no paired difference is computed at all."""
+    row = {"Experiment": "x", "rev": "abc", "seed": 1.0, "optimizer": "adam", "train.lr": 0.002,
+           "scheduler": "warmup", "train.augment": "True", "test_acc": 0.99}
+    defaults = {**DEFAULTS, "train.augment": True}
+    record = compare.run_record(row, defaults, {"hardware": "CPU", "precision": "bf16"})
+    assert record["seed"] == 1 and isinstance(record["seed"], int) and record["train.lr"] == 0.002
+    assert record["train.augment"] is True  # it comes as the text "True"
+    assert study.cell_of(record, [*KEYS, "train.augment"]) == study.cell_of(defaults,
+                                                                             [*KEYS, "train.augment"])
+    assert compare.cell_label(study.cell_of(record, KEYS), DEFAULTS) == "adam + warmup"
