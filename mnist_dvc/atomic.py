@@ -57,3 +57,21 @@ def atomic_dir(path: str | Path):
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def restored_on_failure(*paths: Path):
+    """Files rewritten while the block runs (the train stage's live metrics) go back to what they
+    were, or away if they were not there, when it fails: a failed run leaves the previous results
+    in place. (A killed process cannot restore them; a resumed run rewrites them.)"""
+    before = {Path(p): Path(p).read_bytes() if Path(p).is_file() else None for p in paths}
+    try:
+        yield
+    except BaseException:
+        for path, content in before.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(content)
+        raise

@@ -5,7 +5,7 @@ process trains, rank 0 alone writes.
 """
 
 from mnist_dvc import distributed, metrics_files, paths
-from mnist_dvc.atomic import torch_save
+from mnist_dvc.atomic import restored_on_failure, torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
 from mnist_dvc.device import machine_record, pick_device, resolve_precision
@@ -44,8 +44,11 @@ def train_on(params, group: distributed.Group) -> None:
               f"{params.train.epochs} epochs at most, on {where} in {precision.dtype} "
               f"({precision.reason})")
     fingerprint = run_fingerprint(params, [paths.prepared(s) for s in splits], device)
-    state = fit(params, train, valid, test, device, precision, checkpoint=paths.CHECKPOINT,
-                fingerprint=fingerprint, group=group, on_epoch=write_live_metrics if main else None)
+    live = (paths.HISTORY, paths.TRAIN_METRICS) if main else ()
+    with restored_on_failure(*live):
+        state = fit(params, train, valid, test, device, precision, checkpoint=paths.CHECKPOINT,
+                    fingerprint=fingerprint, group=group,
+                    on_epoch=write_live_metrics if main else None)
     if main:
         torch_save(state.best_state, paths.MODEL)
         write_live_metrics(state)

@@ -113,3 +113,18 @@ def test_success_replaces_the_content_with_ordinary_permissions(tmp_path, umask_
     assert [mode(p) for p in (text, model, tmp_path / "new.bin")] == [0o644] * 3
     assert mode(folder) == 0o755
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures", "m.pt", "new.bin", "t.txt"]
+
+
+def test_restored_on_failure_puts_back_or_removes(tmp_path):
+    """Bug caught: the train stage's live metrics (rewritten every epoch) left from a run that
+    then failed, in place of the previous run's results."""
+    kept, new = tmp_path / "history.csv", tmp_path / "train.json"
+    kept.write_text("previous\n")
+    with pytest.raises(RuntimeError), atomic.restored_on_failure(kept, new):
+        kept.write_text("epoch 1 of the failing run\n")
+        new.write_text("{}\n")
+        raise RuntimeError("NaN in epoch 2")
+    assert kept.read_text() == "previous\n" and not new.exists()
+    with atomic.restored_on_failure(kept):
+        kept.write_text("finished\n")
+    assert kept.read_text() == "finished\n"
