@@ -43,6 +43,21 @@ def from_experiments(args, defaults: dict) -> tuple[list[dict], list[dict]]:
     return runs, histories
 
 
+def keep(out: Path, param_keys: list[str], new_runs: list[dict],
+         new_histories: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Merge new runs into out/runs.csv and out/histories.csv (a rerun replaces its row), write
+    both back, and return everything they now hold."""
+    runs_csv, histories_csv = out / "runs.csv", out / "histories.csv"
+    kept = compare.read_runs(runs_csv, param_keys) if runs_csv.is_file() else []
+    kept_histories = compare.read_histories(histories_csv) if histories_csv.is_file() else []
+    new_revs = {r["rev"] for r in new_runs}
+    runs = compare.merge_runs(kept, new_runs)
+    histories = [h for h in kept_histories if h["rev"] not in new_revs] + new_histories
+    compare.write_runs(runs_csv, runs, param_keys)
+    metrics_files.write_csv(histories_csv, histories)
+    return runs, histories
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="*", help="experiment names or revisions (default: all)")
@@ -56,21 +71,15 @@ def main() -> None:
     defaults = as_dict(load_params())
     flat_defaults = flatten(defaults)
     param_keys = list(flat_defaults)
-    runs_csv, histories_csv = args.out / "runs.csv", args.out / "histories.csv"
     if args.runs_csv:
         runs = compare.read_runs(args.runs_csv, param_keys)
         histories = compare.read_histories(args.runs_csv.with_name("histories.csv"))
     else:
         new_runs, new_histories = from_experiments(args, flat_defaults)
-        kept = compare.read_runs(runs_csv, param_keys) if runs_csv.is_file() else []
-        kept_histories = compare.read_histories(histories_csv) if histories_csv.is_file() else []
-        runs = compare.merge_runs(kept, new_runs)
-        new_revs = {r["rev"] for r in new_runs}
-        histories = [h for h in kept_histories if h["rev"] not in new_revs] + new_histories
-        compare.write_runs(runs_csv, runs, param_keys)
-        metrics_files.write_csv(histories_csv, histories)
-    if not args.runs_csv and args.experiments:  # the page shows what was asked for
-        runs = [r for r in runs if r["rev"] in {n["rev"] for n in new_runs}]
+        runs, histories = keep(args.out, param_keys, new_runs, new_histories)
+        if args.experiments:  # the page shows what was asked for
+            asked = {r["rev"] for r in new_runs}
+            runs = [r for r in runs if r["rev"] in asked]
     page = compare.study_markdown(runs, param_keys, flat_defaults)
     write_text(args.out / "comparison.md", "# The study\n\n" + page)
     curves = compare.cell_curves(runs, histories, param_keys, flat_defaults)
