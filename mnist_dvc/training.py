@@ -82,6 +82,7 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
+    loss_is_plain = t.label_smoothing == 0 and params.model.head == "logits"
     model.train()
     for start in tqdm(batch_starts(n, t.batch_size, group.size), desc="batches", leave=False,
                       disable=_bar_disabled(progress)):
@@ -100,7 +101,7 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
         optimizer.step()
         scheduler.step()
         # Logged loss is plain cross-entropy, comparable with valid/test whatever the training loss.
-        plain = F.cross_entropy(logits.detach(), y)
+        plain = loss.detach() if loss_is_plain else F.cross_entropy(logits.detach(), y)
         total_loss += plain.detach() * len(index)
         correct += (logits.argmax(dim=1) == y).sum()
         seen += len(index)
