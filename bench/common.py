@@ -1,6 +1,7 @@
 """What the benchmarks share: the real MNIST files, the project's params, the machine, medians, JSON."""
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -47,7 +48,8 @@ def machine(params: Params | None = None) -> dict:
     device = pick_device()
     record = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
               "hardware": hardware(device), "torch": torch.__version__,
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(),
+              "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")}
     if params is not None:
         precision = resolve_precision(params.train.precision, device, warn=False)
         record["precision"] = f"{precision.dtype} ({precision.reason})"

@@ -23,11 +23,11 @@ DEFAULTS = {
     "scheduler": "warmup",
     "data": {"valid_fraction": 0.167, "stratify": False, "train_limit": 0, "test_limit": 0},
     "model": {"head": "logits"},
-    "train": {"epochs": 8, "batch_size": 128, "lr": 0.002, "momentum": 0.9, "weight_decay": 1.0e-5,
+    "train": {"epochs": 4, "batch_size": 128, "lr": 0.003, "momentum": 0.9, "weight_decay": 1.0e-5,
               "grad_clip": 10.0, "patience": 4, "label_smoothing": 0.1, "augment": True,
               "precision": "auto", "processes": 1},
     "steplr": {"step_size": 2, "gamma": 0.9},
-    "warmup": {"epochs": 1, "decay": "cosine", "gamma": 0.9},
+    "warmup": {"epochs": 0.3, "decay": "cosine", "gamma": 0.9},
 }
 NOT_RECORDED = "not recorded"
 

@@ -54,8 +54,8 @@ def test_report_from_known_inputs(make_params):
     assert lines[start + 2:start + 7] == [
         "| `optimizer` | nadam | adam |",
         "| `data.train_limit` | 1000 | 0 |",
-        "| `train.epochs` | 20 | 8 |",
-        "| `train.lr` | 0.0005 | 0.002 |",
+        "| `train.epochs` | 20 | 4 |",
+        "| `train.lr` | 0.0005 | 0.003 |",
         "| `train.augment` | false | true |",
     ]
     assert lines[start + 7] == ""  # nothing else listed
@@ -164,7 +164,7 @@ def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
     done = run(repo, "dvc", "repro", "--single-item", "report", env=env)
     assert "report: reports/run.md" in done.stdout
     text = (repo / "reports/run.md").read_text()
-    assert "| `data.train_limit` | 1200 | 0 |" in text and "| `train.epochs` | 1 | 8 |" in text
+    assert "| `data.train_limit` | 1200 | 0 |" in text and "| `train.epochs` | 1 | 4 |" in text
     assert "| test accuracy | **0.9952** (loss 0.0870, macro F1 0.9952) |" in text
     assert "from the four MNIST IDX files (MD5-checked) |" in text
     for link in [line.split("](")[1][:-1] for line in text.splitlines() if line.startswith("![")]:
