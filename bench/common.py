@@ -60,9 +60,10 @@ def median(values) -> float:
     return statistics.median(values)
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, repeats: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
+    if repeats:
+        p.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p
 

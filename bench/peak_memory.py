@@ -29,7 +29,7 @@ def child(epochs: int) -> None:
 
 
 def main() -> None:
-    parser = common.parser(__doc__.splitlines()[0])
+    parser = common.parser(__doc__.splitlines()[0], repeats=False)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -7,14 +7,14 @@ and the training time (no DVC needed, nothing written).
 import time
 
 from bench import common, presets
-from mnist_dvc.device import pick_device, resolve_precision
-from mnist_dvc.inference import evaluate
+from mnist_dvc.device import pick_device
+from mnist_dvc.inference import FP32, evaluate
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.training import fit
 
 
 def main() -> None:
-    parser = common.parser(__doc__.splitlines()[0])
+    parser = common.parser(__doc__.splitlines()[0], repeats=False)
     parser.add_argument("preset", choices=["DEFAULTS", "FAST", "AUGMENTED"])
     parser.add_argument("-S", dest="overrides", action="append", default=[],
                         help="extra override key=value")
@@ -28,9 +28,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     model = MyConvNet().to(device)
     model.load_state_dict(state.best_state)
-    # In the precision the evaluate stage would use, so the figure is the pipeline's.
-    precision = resolve_precision(params.train.precision, device, warn=False)
-    test_loss, test_acc, _ = evaluate(model, test, precision)
+    # In fp32, as the evaluate stage and the course run the model, so the figure is the pipeline's.
+    test_loss, test_acc, _ = evaluate(model, test, FP32)
     common.report(f"Preset {args.preset} on the full set", [
         ("overrides", presets.as_exp_run(overrides)),
         ("test accuracy (best-on-valid model)", f"{test_acc:.4f}"),
