@@ -402,6 +402,7 @@ def whole_set(accuracy: float, n: int) -> bool:
     return abs(accuracy * n - round(accuracy * n)) < n * 1e-6
 
 
+@pytest.mark.e2e
 def test_two_processes_write_one_set_of_outputs_close_to_one_process(one_process, two_processes):
     # Bugs caught: every rank writing (or printing) its own outputs, metrics of rank 0's share
     # only, a saved model other than the one evaluated, a checkpoint left behind, and training
@@ -463,6 +464,7 @@ def _rank_pid(repo: Path, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.e2e
 def test_killing_one_rank_fails_the_stage_and_a_rerun_resumes(tmp_path, mnist_dir, two_processes):
     # Bugs caught: the surviving rank hanging forever on its dead peer, a partial model written,
     # a checkpoint that only rank 0 can use (or that ranks resume differently), and a resumed
