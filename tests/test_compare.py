@@ -93,6 +93,14 @@ def test_interval_by_hand():
                                  pytest.approx(0.992 + 0.0049687, abs=1e-7))
     one = study.interval([0.99])
     assert one.n == 1 and one.mean == 0.99 and math.isnan(one.low)
+    # Mutation testing: a lone value says nothing about spread (every bound NaN, not None); two
+    # values already do (t with 1 degree of freedom: 12.706 x sd / sqrt 2); none is an error.
+    assert all(math.isnan(x) for x in (one.sd, one.low, one.high))
+    two = study.interval([0.990, 0.994])
+    assert two.n == 2 and two.sd == pytest.approx(0.004 / math.sqrt(2))
+    assert two.high - two.mean == pytest.approx(12.706 * two.sd / math.sqrt(2))
+    with pytest.raises(ValueError, match="^no values$"):
+        study.interval([])
     assert study.t975(40) == 2.042 and study.t975(12) == 2.228
 
 
