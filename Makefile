@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test lint bench clean-venv
+.PHONY: repro test test-fast lint mutate bench clean-venv
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -15,11 +15,25 @@ repro: $(INSTALLED)
 	dvc repro
 
 # make turns any failing recipe into exit 2, so pytest's "collected no tests" (exit 5) is named here.
-test: $(INSTALLED)
-	@status=0; $(PYTHON) -m pytest -q $(PYTEST_ARGS) || status=$$?; \
+define run_pytest
+	@status=0; $(PYTHON) -m pytest -q $(1) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then \
-	  echo "make test: pytest collected no tests (exit 5): check tests/ and PYTEST_ARGS" >&2; fi; \
+	  echo "make $@: pytest collected no tests (exit 5): check tests/ and PYTEST_ARGS" >&2; fi; \
 	exit $$status
+endef
+
+test: $(INSTALLED)
+	$(call run_pytest,)
+
+# The edit loop: everything but the end-to-end tests (marked e2e: DVC repos built and run).
+test-fast: $(INSTALLED)
+	$(call run_pytest,-m "not e2e")
+
+# Mutation testing (configured in pyproject.toml [tool.mutmut]; scores in docs/testing.md). Not in
+# CI: CPU-heavy. MUTANTS narrows it to some mutants, e.g. make mutate MUTANTS='mnist_dvc.study*'.
+mutate: $(INSTALLED)
+	$(VENV)/bin/mutmut run --max-children $(or $(JOBS),2) $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 # ruff, configured in pyproject.toml: CI fails on any finding.
 lint: $(INSTALLED)

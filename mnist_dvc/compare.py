@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from mnist_dvc import study
+from mnist_dvc import metrics_files, study
 from mnist_dvc.atomic import write_text
 from mnist_dvc.errors import MnistError
 
@@ -79,10 +79,39 @@ def _like(value, default):
     return int(value) if is_int and isinstance(value, float) and value.is_integer() else value
 
 
+def pin_commit(row: dict, sha: str) -> dict:
+    """A baseline commit's row of `dvc exp show` (shown by a branch name such as main, which moves)
+    keyed by its commit, so that the next compare finds the same row again."""
+    return {**row, "Experiment": f"commit {sha}", "rev": sha}
+
+
 def merge_runs(kept: list[dict], new: list[dict]) -> list[dict]:
     """The rows of reports/runs.csv updated with new runs: one row per revision, new ones win."""
     by_rev = {r["rev"]: r for r in kept} | {r["rev"]: r for r in new}
     return list(by_rev.values())
+
+
+def merge_histories(kept: list[dict], new: list[dict], new_revs: set[str]) -> list[dict]:
+    """The rows of reports/histories.csv updated with the curves of the runs `new_revs`: each
+    replaces its whole kept curve (a rerun that stopped earlier leaves no old epochs behind), and
+    a run seen twice among the new ones keeps one curve, the later (one row per run and epoch)."""
+    replaced = new_revs | {h["rev"] for h in new}
+    latest = {(h["rev"], h["epoch"]): h for h in new}
+    return [h for h in kept if h["rev"] not in replaced] + list(latest.values())
+
+
+def keep(out: Path, param_keys: list[str], new_runs: list[dict],
+         new_histories: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Merge new runs into out/runs.csv and out/histories.csv (a rerun replaces its row and its
+    curve), write both back, and return everything they now hold."""
+    runs_csv, histories_csv = out / "runs.csv", out / "histories.csv"
+    kept = read_runs(runs_csv, param_keys) if runs_csv.is_file() else []
+    kept_histories = read_histories(histories_csv) if histories_csv.is_file() else []
+    runs = merge_runs(kept, new_runs)
+    histories = merge_histories(kept_histories, new_histories, {r["rev"] for r in new_runs})
+    write_runs(runs_csv, runs, param_keys)
+    metrics_files.write_csv(histories_csv, histories)
+    return runs, histories
 
 
 def write_runs(path: Path, runs: list[dict], param_keys: list[str]) -> None:

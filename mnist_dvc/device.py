@@ -21,7 +21,9 @@ def pick_device() -> torch.device:
 
 def bf16_is_native(device: torch.device) -> bool:
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # Native only (compute capability 8.0+): by default torch also counts bf16 that a T4 or a
+        # V100 merely emulates, which runs slower than fp32 there.
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     # oneDNN's own check: true with AVX512-BF16 or AMX; it follows ONEDNN_MAX_CPU_ISA.
     return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 

@@ -251,18 +251,70 @@ def rerun_advice() -> str:
     return f"rerun {line} {resume}"
 
 
+def reason(exc: BaseException) -> str:
+    """The first line of what went wrong: a project error's own words, else the exception's type
+    and the first line of its message (what follows is detail or traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if isinstance(exc, MnistError):
+        return lines[0] if lines else "error"
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _failure_key(rank: int) -> str:
+    return f"mnist_dvc/failed/{rank}"
+
+
+def _store():
+    """The process group's key-value store (torchrun's agent holds it: it outlives a worker)."""
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+
+
+def tell_failure(group: Group, why: str) -> None:
+    """Leave this rank's reason where the surviving ranks look for it (best effort)."""
+    store = _store()
+    if store is not None:
+        with contextlib.suppress(Exception):
+            store.set(_failure_key(group.rank), why)
+
+
+def failed_peer(group: Group) -> tuple[int, str] | None:
+    """The lowest other rank that left a reason before failing, and that reason."""
+    store = _store()
+    if store is None:
+        return None
+    for rank in range(group.size):
+        with contextlib.suppress(Exception):
+            if rank != group.rank and store.check([_failure_key(rank)]):
+                return rank, store.get(_failure_key(rank)).decode(errors="replace")
+    return None
+
+
 @contextlib.contextmanager
 def session(processes: int, timeout: timedelta = TIMEOUT):
-    """`start`, then leave the process group; a failed or silent peer becomes one clear error."""
+    """`start`, then leave the process group. A rank that fails says which rank it is and leaves
+    the first line of its reason for the others; a rank stopped by a failed or silent peer names
+    that peer and its reason when it left one, else says that another process died."""
     group = start(processes, timeout)
     try:
         yield group
-    except RuntimeError as exc:
-        if group.size == 1 or not is_peer_failure(exc):
+    except BaseException as exc:
+        if group.size == 1:
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise MnistError(f"rank {group.rank}: another training process died or stopped answering "
-                         f"({shorten(first)}): {rerun_advice()}") from None
+        if isinstance(exc, RuntimeError) and is_peer_failure(exc):
+            failed = failed_peer(group)
+            if failed is not None:
+                raise MnistError(f"rank {failed[0]} failed ({shorten(failed[1])}), so rank "
+                                 f"{group.rank} stopped too: {rerun_advice()}") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise MnistError(f"rank {group.rank}: another training process died or stopped "
+                             f"answering ({shorten(first)}): {rerun_advice()}") from None
+        tell_failure(group, reason(exc))
+        if isinstance(exc, MnistError):
+            raise MnistError(f"rank {group.rank}: {exc}") from None
+        raise
     finally:
         if group.size > 1 and dist.is_initialized():
             dist.destroy_process_group()

@@ -35,26 +35,11 @@ def from_experiments(args, defaults: dict) -> tuple[list[dict], list[dict]]:
         if not row.get("Experiment"):  # a baseline commit, shown by branch name: pin its sha
             sha = subprocess.run(["git", "rev-parse", "--short=7", row["rev"]], check=True,
                                  capture_output=True, text=True).stdout.strip()
-            row = {**row, "Experiment": f"commit {sha}", "rev": sha}
+            row = compare.pin_commit(row, sha)
         timing = json.loads(dvc.api.read(str(paths.TIMING), rev=row["rev"]))
         runs.append(compare.run_record(row, defaults, timing))
         histories += [{"rev": row["rev"], **{k: h[k] for k in compare.HISTORY_COLUMNS}}
                       for h in metrics_files.parse_csv(dvc.api.read(str(paths.HISTORY), rev=row["rev"]))]
-    return runs, histories
-
-
-def keep(out: Path, param_keys: list[str], new_runs: list[dict],
-         new_histories: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Merge new runs into out/runs.csv and out/histories.csv (a rerun replaces its row), write
-    both back, and return everything they now hold."""
-    runs_csv, histories_csv = out / "runs.csv", out / "histories.csv"
-    kept = compare.read_runs(runs_csv, param_keys) if runs_csv.is_file() else []
-    kept_histories = compare.read_histories(histories_csv) if histories_csv.is_file() else []
-    new_revs = {r["rev"] for r in new_runs}
-    runs = compare.merge_runs(kept, new_runs)
-    histories = [h for h in kept_histories if h["rev"] not in new_revs] + new_histories
-    compare.write_runs(runs_csv, runs, param_keys)
-    metrics_files.write_csv(histories_csv, histories)
     return runs, histories
 
 
@@ -76,7 +61,7 @@ def main() -> None:
         histories = compare.read_histories(args.runs_csv.with_name("histories.csv"))
     else:
         new_runs, new_histories = from_experiments(args, flat_defaults)
-        runs, histories = keep(args.out, param_keys, new_runs, new_histories)
+        runs, histories = compare.keep(args.out, param_keys, new_runs, new_histories)
         if args.experiments:  # the page shows what was asked for
             asked = {r["rev"] for r in new_runs}
             runs = [r for r in runs if r["rev"] in asked]

@@ -93,6 +93,14 @@ def test_interval_by_hand():
                                  pytest.approx(0.992 + 0.0049687, abs=1e-7))
     one = study.interval([0.99])
     assert one.n == 1 and one.mean == 0.99 and math.isnan(one.low)
+    # Mutation testing: a lone value says nothing about spread (every bound NaN, not None); two
+    # values already do (t with 1 degree of freedom: 12.706 x sd / sqrt 2); none is an error.
+    assert all(math.isnan(x) for x in (one.sd, one.low, one.high))
+    two = study.interval([0.990, 0.994])
+    assert two.n == 2 and two.sd == pytest.approx(0.004 / math.sqrt(2))
+    assert two.high - two.mean == pytest.approx(12.706 * two.sd / math.sqrt(2))
+    with pytest.raises(ValueError, match="^no values$"):
+        study.interval([])
     assert study.t975(40) == 2.042 and study.t975(12) == 2.228
 
 
@@ -150,3 +158,61 @@ def test_run_record_gives_whole_number_params_back_their_type():
     assert study.cell_of(record, [*KEYS, "train.augment"]) == study.cell_of(defaults,
                                                                              [*KEYS, "train.augment"])
     assert compare.cell_label(study.cell_of(record, KEYS), DEFAULTS) == "adam + warmup"
+
+
+def curve(rev: str, accuracies: list[float]) -> list[dict]:
+    return [{"rev": rev, "epoch": float(e), "lr": 0.002, "train_loss": 0.1, "train_acc": a,
+             "valid_loss": 0.1, "valid_acc": a, "test_loss": 0.1, "test_acc": a}
+            for e, a in enumerate(accuracies, start=1)]
+
+
+def test_a_run_seen_again_replaces_its_row_and_its_curve(tmp_path):
+    """reports/runs.csv and histories.csv grow over many compare runs. Merged twice with the same
+    runs, then across a rerun of one of them (same revision, new numbers, a shorter curve: early
+    stopping) that is also listed twice in one compare, they hold one row and one curve per run,
+    and the newest numbers.
+
+    Bugs caught: rows or curves appended instead of replaced (duplicated epochs draw a zigzag in
+    the bands, a duplicated row counts a seed twice), the old row winning over the new one, a
+    rerun's curve merged with the old one's later epochs, a run listed twice doubling its curve."""
+    a, b = BASE[0], BASE[1]
+    first = compare.keep(tmp_path, KEYS, [a, b], curve(a["rev"], [0.9, 0.95, 0.96]) +
+                         curve(b["rev"], [0.8, 0.9, 0.97]))
+    again = compare.keep(tmp_path, KEYS, [a, b], curve(a["rev"], [0.9, 0.95, 0.96]) +
+                         curve(b["rev"], [0.8, 0.9, 0.97]))
+    assert again == first == ([a, b], curve(a["rev"], [0.9, 0.95, 0.96]) +
+                              curve(b["rev"], [0.8, 0.9, 0.97]))
+    rerun = {**b, "test_acc": 0.5, "best_epoch": 2.0}
+    c = NADAM[0]
+    runs, histories = compare.keep(tmp_path, KEYS, [rerun, c, rerun],
+                                   curve(b["rev"], [0.4, 0.5]) + curve(c["rev"], [0.7]) +
+                                   curve(b["rev"], [0.4, 0.5]))
+    assert [r["rev"] for r in runs] == [a["rev"], b["rev"], c["rev"]]
+    assert runs[1]["test_acc"] == 0.5 and runs[1]["best_epoch"] == 2.0
+    expected = curve(a["rev"], [0.9, 0.95, 0.96]) + curve(b["rev"], [0.4, 0.5]) + curve(c["rev"], [0.7])
+    assert sorted(histories, key=lambda h: (h["rev"], h["epoch"])) == sorted(
+        expected, key=lambda h: (h["rev"], h["epoch"]))
+    # What the files hold is what the next compare (or --from) reads back.
+    assert compare.read_runs(tmp_path / "runs.csv", KEYS) == runs
+    assert compare.read_histories(tmp_path / "histories.csv") == histories
+
+
+def test_baseline_commit_is_keyed_by_its_commit_and_found_again(tmp_path):
+    """`dvc exp show` shows the baseline commit by a branch name (main), which moves with the next
+    commit. Bug caught: its row keyed by the name: a later compare would replace the old
+    baseline's row with the new commit's, or, keyed by another name for the same commit (HEAD),
+    count the same run twice."""
+    shown = {**BASE[0], "Experiment": None, "rev": "main"}
+    row = compare.pin_commit(shown, "b8f57c2")
+    assert (row["Experiment"], row["rev"]) == ("commit b8f57c2", "b8f57c2")
+    assert compare.label(row) == "commit b8f57c2"
+    record = {**BASE[0], "experiment": "commit b8f57c2", "rev": "b8f57c2"}
+    compare.keep(tmp_path, KEYS, [record], curve("b8f57c2", [0.9]))
+    seen_as_head = compare.pin_commit({**shown, "rev": "HEAD"}, "b8f57c2")
+    runs, _ = compare.keep(tmp_path, KEYS, [{**record, "rev": seen_as_head["rev"]}],
+                           curve("b8f57c2", [0.9]))
+    assert len(runs) == 1
+    next_commit = {**record, "experiment": "commit 0c0ffee", "rev": "0c0ffee"}
+    runs, histories = compare.keep(tmp_path, KEYS, [next_commit], curve("0c0ffee", [0.8]))
+    assert [r["rev"] for r in runs] == ["b8f57c2", "0c0ffee"]
+    assert len(histories) == 2

@@ -162,3 +162,35 @@ def test_git_commit_says_dirty_and_unknown(tmp_path, monkeypatch):
     assert re.fullmatch(r"[0-9a-f]{12}", clean)
     (tmp_path / "params.yaml").write_text("seed: 1\n")
     assert device.git_commit() == clean + "-dirty"
+
+
+@pytest.mark.parametrize("major, expected", [(7, "fp32"), (8, "bf16")])
+def test_auto_on_gpu_counts_native_bf16_only(monkeypatch, cpu_bf16, major, expected):
+    """A fake torch.cuda that answers like torch 2.13's: True for a pre-Ampere GPU (T4, V100:
+    compute capability 7) unless asked for native support only. Bug caught: `precision: auto`
+    picking bf16 that such a GPU only emulates (slower than fp32), i.e. is_bf16_supported()
+    called with its default including_emulation=True."""
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "Fake GPU")
+    calls = []
+
+    def is_bf16_supported(including_emulation=True):
+        calls.append(including_emulation)
+        return major >= 8 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    cpu_bf16(True)  # the CPU's native bf16 must not count for the GPU
+    assert device.resolve_precision("auto", CUDA).dtype == expected
+    assert calls and set(calls) == {False}
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_autocast_on_cuda_is_cuda_autocast():
+    """Bug caught: a CUDA run autocasting on the CPU device type only (torch.autocast("cpu")
+    inside a GPU run: the GPU's matmuls stay fp32 while the run reports bf16). torch builds a
+    CUDA autocast object without a GPU (disabled, with a warning); its device type is what the
+    run would use."""
+    context = device.autocast(CUDA, device.Precision("bf16", "test"))
+    assert isinstance(context, torch.autocast)
+    assert (context.device, context.fast_dtype) == ("cuda", torch.bfloat16)
+    cpu_context = device.autocast(CPU, device.Precision("bf16", "test"))
+    assert (cpu_context.device, cpu_context.fast_dtype) == ("cpu", torch.bfloat16)

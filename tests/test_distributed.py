@@ -285,6 +285,71 @@ def test_launcher_line_is_read_as_given():
     assert distributed.launcher_line([sys.executable, "-m", "pytest"]) is None
 
 
+class _FakeStore:
+    """What the ranks of one run share through torchrun's key-value store."""
+
+    def __init__(self):
+        self.data = {}
+
+    def set(self, key, value):
+        self.data[key] = value.encode() if isinstance(value, str) else value
+
+    def check(self, keys):
+        return all(k in self.data for k in keys)
+
+    def get(self, key):
+        return self.data[key]
+
+
+OOM = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 1; 15.77 GiB total)\n"
+                   "  File \"stages/train.py\", line 40, in main\n"
+                   "RuntimeError: see above")
+
+
+def _rank_fails(monkeypatch, store, rank: int, exc: BaseException) -> BaseException:
+    """Rank `rank` of 2 raising `exc` inside its session: what leaves the session."""
+    monkeypatch.setattr(distributed, "start", lambda processes, timeout: Group(rank, 2))
+    monkeypatch.setattr(distributed, "_store", lambda: store)
+    with pytest.raises(BaseException) as caught, distributed.session(2):
+        raise exc
+    return caught.value
+
+
+def test_the_surviving_rank_names_the_failed_rank_and_the_first_line_of_its_reason(monkeypatch):
+    """Rank 1 runs out of memory (a message of several lines); rank 0 then sees gloo's "connection
+    closed". Bugs caught: rank 0's message blaming rank 0 (the survivor) or naming no rank,
+    quoting gloo's words or a later line of rank 1's message instead of its first, and rank 1's
+    own exception swallowed or rewritten (its traceback is what a crash needs)."""
+    monkeypatch.delenv(distributed.STAGE_LAUNCH_ENV, raising=False)
+    monkeypatch.delenv("GROUP_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(distributed, "parent_argv", lambda: ["torchrun", "-m", "stages.train"])
+    store = _FakeStore()
+    assert _rank_fails(monkeypatch, store, 1, OOM) is OOM
+    survivor = str(_rank_fails(monkeypatch, store, 0, RuntimeError("Connection closed by peer")))
+    assert survivor == ("rank 1 failed (RuntimeError: CUDA out of memory. Tried to allocate 2.00 "
+                        "GiB (GPU 1; 15.77 GiB total)), so rank 0 stopped too: rerun torchrun -m "
+                        "stages.train to resume from the last finished epoch")
+
+
+def test_a_rank_s_own_error_names_the_rank(monkeypatch):
+    """Bug caught: under torchrun, "error: train.batch_size ..." printed by some rank without
+    saying which, or its reason lost for the other ranks."""
+    store = _FakeStore()
+    caught = _rank_fails(monkeypatch, store, 1, MnistError("data/prepared/train.pt is missing: "
+                                                           "run dvc repro\nsecond line"))
+    assert isinstance(caught, MnistError)
+    assert str(caught) == "rank 1: data/prepared/train.pt is missing: run dvc repro\nsecond line"
+    assert store.data == {"mnist_dvc/failed/1": b"data/prepared/train.pt is missing: run dvc repro"}
+
+
+def test_reason_is_the_first_line():
+    # Bug caught: the last line of a traceback-like message quoted instead of the first.
+    assert distributed.reason(OOM).startswith("RuntimeError: CUDA out of memory. Tried to allocate")
+    assert distributed.reason(OOM).endswith("15.77 GiB total)")
+    assert distributed.reason(KeyboardInterrupt()) == "KeyboardInterrupt"
+    assert distributed.reason(MnistError("\nbad value: fix it\nmore")) == "bad value: fix it"
+
+
 # ---- two gloo ranks in-process -------------------------------------------------------------
 
 def _linear_model() -> torch.nn.Module:
@@ -402,6 +467,7 @@ def whole_set(accuracy: float, n: int) -> bool:
     return abs(accuracy * n - round(accuracy * n)) < n * 1e-6
 
 
+@pytest.mark.e2e
 def test_two_processes_write_one_set_of_outputs_close_to_one_process(one_process, two_processes):
     # Bugs caught: every rank writing (or printing) its own outputs, metrics of rank 0's share
     # only, a saved model other than the one evaluated, a checkpoint left behind, and training
@@ -463,6 +529,7 @@ def _rank_pid(repo: Path, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.e2e
 def test_killing_one_rank_fails_the_stage_and_a_rerun_resumes(tmp_path, mnist_dir, two_processes):
     # Bugs caught: the surviving rank hanging forever on its dead peer, a partial model written,
     # a checkpoint that only rank 0 can use (or that ranks resume differently), and a resumed

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mnist_dvc import metrics_files
+from mnist_dvc.errors import MnistError
 
 
 def test_confusion_matrix_counts_true_by_predicted():
@@ -45,3 +46,29 @@ def test_precision_and_recall_from_a_known_confusion_matrix():
     assert rows[8]["precision"] == pytest.approx(5 / 9) and rows[8]["recall"] == 1.0
     assert rows[8]["support"] == 5
     assert rows[3]["f1"] == pytest.approx(2 * 0.6 / 1.6)
+
+
+def test_f1_is_the_harmonic_mean_whatever_precision_and_recall_are():
+    # Bugs caught (mutation testing): F1 wrong where precision is not 1 (2 / p * r / (p + r)
+    # agrees with 2 p r / (p + r) at p = 1, the only case checked above), or 0 where precision
+    # equals recall (a test on p - r instead of p + r).
+    counts = torch.zeros(10, 10, dtype=torch.long)
+    counts[1, 1], counts[1, 2], counts[2, 1] = 3, 1, 1  # digit 1: p = r = 3/4
+    counts[2, 2], counts[4, 2] = 2, 2                   # digit 2: p = 2/5, r = 2/3
+    rows = metrics_files.per_class(counts)
+    assert rows[1]["f1"] == pytest.approx(0.75)
+    assert rows[2]["f1"] == pytest.approx(2 * (2 / 5) * (2 / 3) / (2 / 5 + 2 / 3))
+
+
+def test_files_are_written_as_dvc_and_git_show_them(tmp_path):
+    # Bugs caught (mutation testing): CSV rows ending in \r\n (csv's default: every line of
+    # history.csv changed in git on the next run), and a missing file read as a traceback
+    # instead of the one-line error naming it.
+    metrics_files.write_csv(tmp_path / "h.csv", [{"epoch": 1, "loss": 0.5}])
+    assert (tmp_path / "h.csv").read_bytes() == b"epoch,loss\n1,0.5\n"
+    metrics_files.write_json(tmp_path / "m.json", {"acc": 0.5})
+    assert metrics_files.read_json(tmp_path / "m.json") == {"acc": 0.5}
+    for read, name in ((metrics_files.read_csv, "none.csv"), (metrics_files.read_json, "none.json")):
+        with pytest.raises(MnistError, match=r"none\.(csv|json) is missing: run the stage that "
+                                             r"writes it \(dvc repro\)"):
+            read(tmp_path / name)

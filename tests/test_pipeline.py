@@ -10,6 +10,9 @@ from repo_helpers import env_with, make_repo, run
 
 from mnist_dvc import handin
 
+# Each builds a git + DVC repo and runs the pipeline in it: left out by `make test-fast`.
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, mnist_dir):

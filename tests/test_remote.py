@@ -13,7 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from repo_helpers import TINY, env_with, make_repo, run
+
+# Each builds a git + DVC repo and runs the pipeline in it: left out by `make test-fast`.
+pytestmark = pytest.mark.e2e
 
 EXPERIMENTS = {"lr-low": "train.lr=0.001", "lr-high": "train.lr=0.004"}
 

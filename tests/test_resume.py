@@ -60,6 +60,7 @@ def clean_run(tmp_path_factory, mnist_dir):
     return repo
 
 
+@pytest.mark.e2e
 def test_sigkill_then_repro_resumes_and_matches_clean_run(tmp_path, mnist_dir, clean_run):
     # Bugs caught: no resume (epochs retrained), a resume that restores only part of the state
     # (optimizer, schedule or RNG: the outputs then differ from a clean run's), a run that is not
@@ -78,6 +79,7 @@ def test_sigkill_then_repro_resumes_and_matches_clean_run(tmp_path, mnist_dir, c
     assert not (repo / CHECKPOINT).exists()
 
 
+@pytest.mark.e2e
 def test_checkpoint_from_other_params_is_not_resumed(tmp_path, mnist_dir):
     # Bug caught: a checkpoint resumed under changed params (the stage's fingerprint ignores them).
     env = cpu_env(mnist_dir)

@@ -146,6 +146,7 @@ def test_figure_links_are_relative_to_the_report(tmp_path):
         run_report.figure_links(figures, report)
 
 
+@pytest.mark.e2e
 def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
     """`dvc repro report` on known metrics files: reports/run.md appears with the repo's changed
     params (the test repo's small limits), links that resolve, and is left for git to commit

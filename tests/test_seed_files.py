@@ -247,6 +247,7 @@ def test_split_stage_refuses_bad_seed_files_in_data_raw(tmp_path):
     assert_nothing_left(project, "data/prepared")
 
 
+@pytest.mark.e2e
 def test_dvc_pipeline_switches_to_the_seed_files_as_documented(tmp_path, mnist_dir, mnist_train,
                                                                mnist_test):
     """The README's recipe: `MNIST_LOCAL_DIR=<seed folder> dvc repro -f fetch`, then `dvc repro`.

@@ -15,6 +15,9 @@ import pytest
 import torch
 from repo_helpers import env_with, make_repo, run
 
+# Each builds a git + DVC repo and runs the pipeline in it: left out by `make test-fast`.
+pytestmark = pytest.mark.e2e
+
 VENV_BIN = Path(sys.executable).parent
 RESULTS = ["models/model.pt", "metrics/train.json", "metrics/timing.json", "metrics/history.csv",
            "metrics/test.json", "metrics/classes.csv", "metrics/predictions.csv"]
