@@ -3,7 +3,7 @@
 #   bash bench/queue_study.sh errata      # the seed's errata: double softmax, the seed's recipe
 #   bash bench/queue_study.sh core        # 5 cells x seeds 0-2 (the baseline's seed 0 is HEAD)
 #   bash bench/queue_study.sh rest        # the other 5 cells of the grid x seeds 0-2
-# Then `dvc queue start -j 1`, and when runs finish: python -m stages.compare, commit
+# Then `dvc queue start -j 1`, and when runs finish: python -m commands.compare, commit
 # reports/runs.csv, reports/histories.csv and reports/comparison.md.
 # Run from the project root with the venv active, after `dvc repro` (the queue reuses its data).
 set -euo pipefail

@@ -175,7 +175,7 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
     run(repo, "dvc", "exp", "run", "--run-all", "-j", "1", env=env)  # as the README says
     names = [name for name, exp in experiments(repo).items() if exp["params"]["train"]["lr"] == 0.001]
     assert len(names) == 2
-    done = run(repo, "python", "-m", "stages.compare", *names, "--out", "reports", env=env)
+    done = run(repo, "python", "-m", "commands.compare", *names, "--out", "reports", env=env)
     rows = table_rows(repo / "reports/comparison.md")
     assert sorted(row["experiment"] for row in rows) == sorted(names)
     assert {row["cell"] for row in rows} == {"adam + warmup (train.lr 0.001)",
@@ -194,13 +194,13 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
         assert row["best_epoch"] == f"{metrics['best_epoch']:g}", row["experiment"]
     # From git alone: the kept rows rebuild the same page, with no DVC experiment left.
     run(repo, "dvc", "exp", "remove", "--all", env=env)
-    run(repo, "python", "-m", "stages.compare", "--from", "reports/runs.csv", "--out", "again", env=env)
+    run(repo, "python", "-m", "commands.compare", "--from", "reports/runs.csv", "--out", "again", env=env)
     assert (repo / "again/comparison.md").read_text() == page
 
     # Only a queued experiment left: it is skipped in one line; the baseline commit (a run too:
     # the study's seed-0 baseline) joins the two runs runs.csv kept.
     run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=nadam", "-n", "still-queued", env=env)
-    done = run(repo, "python", "-m", "stages.compare", "--out", "reports", env=env)
+    done = run(repo, "python", "-m", "commands.compare", "--out", "reports", env=env)
     assert "compare: skipped, no results of their own: still-queued (Queued)\n" in done.stdout
     assert "Traceback" not in done.stderr
     head = run(repo, "git", "rev-parse", "--short=7", "HEAD").stdout.strip()
