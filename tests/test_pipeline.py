@@ -36,14 +36,18 @@ def test_repro_leaves_model_metrics_and_figures(repo):
     assert test["test_acc_sampled"] < test["test_acc"] - 0.01 < test["handin_test_acc_sampled"]
     assert test["handin_factor"] in handin.FACTORS and test["handin_factor"] > 1
     assert set(test) == {"test_acc", "test_acc_sampled", "handin_test_acc_sampled", "handin_factor",
-                         "test_loss", "macro_precision", "macro_recall", "macro_f1"}
+                         "test_loss", "test_nll", "test_ece", "handin_test_nll", "handin_test_ece",
+                         "macro_precision", "macro_recall", "macro_f1"}
+    assert 0 <= test["handin_test_ece"] < 1 and 0 <= test["test_ece"] < 1
+    calibration = (repo / "metrics/calibration.csv").read_text().splitlines()
+    assert len(calibration) == 16 and calibration[0].startswith("bin,low,high,raw_count,")
     history = (repo / "metrics/history.csv").read_text().splitlines()
     assert history[0] == "epoch,lr,train_loss,train_acc,valid_loss,valid_acc,test_loss,test_acc"
     assert len(history) == 2
     row = dict(zip(history[0].split(","), history[1].split(","), strict=True))
     assert float(row["valid_acc"]) == train["best_valid_acc"]
     assert len((repo / "metrics/predictions.csv").read_text().splitlines()) == 401
-    for name in ("curves", "confusion", "misclassified"):
+    for name in ("curves", "confusion", "misclassified", "reliability"):
         assert (repo / f"figures/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (repo / "checkpoints/train.pt").exists()
 
@@ -104,7 +108,8 @@ def test_metrics_and_plots_are_declared(repo):
     assert "errors" not in shown, shown.get("errors")
     plots = shown["data"]
     assert {"loss", "accuracy", "learning_rate", "confusion", "per_class_f1",
-            "figures/curves.png", "figures/confusion.png", "figures/misclassified.png"} == set(plots)
+            "figures/curves.png", "figures/confusion.png", "figures/misclassified.png",
+            "figures/reliability.png"} == set(plots)
     sizes = {"loss": 3, "accuracy": 3, "learning_rate": 1, "confusion": 400, "per_class_f1": 10}
     for name, entries in plots.items():
         assert len(entries) == 1, name
