@@ -5,7 +5,7 @@
 #   bash bench/queue_study.sh errata      # the seed's lr 3e-4 + StepLR, no smoothing: adam/sgdm x logits/softmax
 #   bash bench/queue_study.sh rest        # the other 5 cells of the grid
 #   bash bench/queue_study.sh long        # StepLR vs warm-up + cosine at 24 epochs (about 6x a default run)
-# Then `nice -n 19 dvc queue start -j 1`, and as runs finish: python -m stages.compare, commit
+# Then `nice -n 19 dvc queue start -j 1`, and as runs finish: python -m commands.compare, commit
 # reports/runs.csv, reports/histories.csv and reports/comparison.md.
 # Run from the project root with the venv active, after `dvc repro` (the queue reuses its data).
 set -euo pipefail

@@ -1,4 +1,5 @@
-"""How every stage script starts and fails: one line on stderr, a non-zero exit, no traceback."""
+"""How every stage and user command starts and fails: one line on stderr, a non-zero exit, no
+traceback; Ctrl-C says what the interrupted script leaves behind."""
 
 import os
 import sys
@@ -20,7 +21,14 @@ def _set_threads() -> None:
     torch.set_num_threads(int(value))
 
 
-def run_stage(main) -> None:
+# The train stage checkpoints every epoch; the other stages replace their outputs whole or not at all.
+STAGE_INTERRUPTED = ("stopped cleanly; finished epochs are kept in the checkpoint and unfinished "
+                     "outputs keep their previous version, so `dvc repro` resumes")
+
+
+def run_command(main, interrupted: str) -> None:
+    """Run a stage's or a command's `main`: a MnistError becomes `error: ...` and exit 2, Ctrl-C
+    becomes `interrupted: <interrupted>` (what the script leaves behind) and exit 130."""
     # Under DVC, stdout is a pipe or a log file: flush every line so progress shows as it happens.
     sys.stdout.reconfigure(line_buffering=True)
     try:
@@ -30,6 +38,10 @@ def run_stage(main) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: stopped cleanly; finished epochs are kept in the checkpoint, so "
-              "`dvc repro` resumes", file=sys.stderr)
+        print(f"interrupted: {interrupted}", file=sys.stderr)
         sys.exit(130)
+
+
+def run_stage(main) -> None:
+    """A DVC stage's `main` (stages/): an interrupted stage is resumed or rerun by `dvc repro`."""
+    run_command(main, STAGE_INTERRUPTED)

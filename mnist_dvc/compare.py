@@ -132,7 +132,7 @@ def _scalar(value) -> str:
 
 def read_runs(path: Path, param_keys: list[str]) -> list[dict]:
     if not path.is_file():
-        raise MnistError(f"{path} is missing: run python -m stages.compare once where the "
+        raise MnistError(f"{path} is missing: run python -m commands.compare once where the "
                          "experiments are, or name the runs.csv that git holds")
     runs = []
     for row in csv.DictReader(io.StringIO(path.read_text())):
@@ -147,7 +147,7 @@ def read_runs(path: Path, param_keys: list[str]) -> list[dict]:
 def read_histories(path: Path) -> list[dict]:
     if not path.is_file():
         raise MnistError(f"{path} is missing: it is written beside runs.csv by python -m "
-                         "stages.compare; restore it from git")
+                         "commands.compare; restore it from git")
     return [{"rev": row["rev"], **{k: float(row[k]) for k in HISTORY_COLUMNS}}
             for row in csv.DictReader(io.StringIO(path.read_text()))]
 

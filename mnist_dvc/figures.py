@@ -1,4 +1,5 @@
-"""PNG figures for people without DVC: curves, confusion matrix, misclassified digits."""
+"""PNG figures for people without DVC: curves, confusion matrix, misclassified digits, reliability
+diagram, and the study's overlays."""
 
 from pathlib import Path
 
@@ -73,6 +74,34 @@ def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.T
         ax.set_title(f"{labels[index].item()}→{predicted[index].item()}", fontsize=9, color="darkred")
     fig.suptitle(f"Misclassified test digits, true→predicted ({len(wrong)} shown of "
                  f"{int((labels != predicted).sum())})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def reliability(models: dict[str, list], path: str | Path) -> None:
+    """The reliability diagram: for each model (label -> its calibration bins, see
+    mnist_dvc/calibration.py), the accuracy of each non-empty bin against its mean top probability,
+    with the diagonal where the two agree; below it, how many images each bin holds."""
+    fig, (ax, counts_ax) = plt.subplots(2, 1, figsize=(6.5, 7), sharex=True,
+                                        gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for i, (label, bins) in enumerate(models.items()):
+        shown = [b for b in bins if b.count]
+        line, = ax.plot([b.confidence for b in shown], [b.accuracy for b in shown], marker="o",
+                        markersize=4, label=label)
+        width = (bins[0].high - bins[0].low) / (len(models) + 1)
+        counts_ax.bar([b.low + (i + 1) * width for b in bins], [b.count for b in bins], width=width,
+                      color=line.get_color(), label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy (argmax) in the bin")
+    ax.set_title("Reliability on the test set: above the diagonal, right more often than sure")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    counts_ax.set_yscale("log")
+    counts_ax.set_xlabel(f"top softmax probability (confidence), {len(bins)} equal-width bins")
+    counts_ax.set_ylabel("images")
+    counts_ax.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
 

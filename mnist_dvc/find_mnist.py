@@ -1,12 +1,16 @@
-"""Where tests and benchmarks read MNIST from (not the pipeline: its fetch stage reads
-$MNIST_LOCAL_DIR or downloads): the same search everywhere, downloading once into a user cache."""
+"""Where tests, benchmarks and the grade command read MNIST from (not the pipeline: its fetch stage
+reads $MNIST_LOCAL_DIR or downloads): the same search everywhere, downloading once into a user
+cache."""
 
 import os
 from pathlib import Path
 
+from mnist_dvc import paths
+from mnist_dvc.data import read_split
+from mnist_dvc.digits import Digits, load_digits
 from mnist_dvc.download import LOCAL_DIR_ENV, MIRRORS, fetch, local_dir_from_env
 from mnist_dvc.errors import MnistError
-from mnist_dvc.mnist import IDX_FILES
+from mnist_dvc.mnist import IDX_FILES, IDX_PREFIXES
 
 
 def first_complete_dir(candidates) -> Path | None:
@@ -39,3 +43,13 @@ def find_or_download(project_root: Path, mirrors=MIRRORS) -> Path:
         raise MnistError(f"no MNIST files here and the download failed ({exc}): set "
                          f"{LOCAL_DIR_ENV} to a folder holding the four MNIST .gz files") from None
     return cache
+
+
+def test_set(project_root: Path) -> tuple[Digits, str]:
+    """The MNIST test set and where it came from: the split stage's data/prepared/test.pt where
+    there is one (the images the evaluate stage scores), else the raw test files found above."""
+    prepared = project_root / paths.prepared("test")
+    if prepared.is_file():
+        return load_digits(prepared), str(paths.prepared("test"))
+    folder = find_or_download(project_root)
+    return read_split(folder, IDX_PREFIXES["test"]), str(folder)

@@ -27,17 +27,25 @@ def true_class_probability(logits: torch.Tensor, labels: torch.Tensor) -> torch.
     return logits.double().softmax(dim=1).gather(1, labels.long()[:, None]).squeeze(1)
 
 
+def expected_score(true_probabilities: torch.Tensor) -> tuple[float, float]:
+    """The course's grader's expected score and its standard deviation, from each image's
+    probability p of its true label: each image is a coin that comes up right with probability p,
+    so the score's mean is mean(p) and its variance sum p(1 - p) / n^2."""
+    p = true_probabilities.double()
+    if not len(p):
+        return 0.0, 0.0
+    return p.mean().item(), (p * (1 - p)).sum().sqrt().item() / len(p)
+
+
 def sampled_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The expected score of the course's grader (a label sampled from the softmax of each image):
     the mean probability of the true label. Deterministic: no sampling happens here."""
-    return true_class_probability(logits, labels).mean().item() if len(labels) else 0.0
+    return expected_score(true_class_probability(logits, labels))[0]
 
 
 def sampled_accuracy_sd(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Standard deviation of the grader's score around that expectation: each image is a coin with
-    probability p of coming up right, so the score's variance is sum p(1 - p) / n^2."""
-    p = true_class_probability(logits, labels)
-    return (p * (1 - p)).sum().sqrt().item() / len(labels) if len(labels) else 0.0
+    """Standard deviation of the grader's score around that expectation (see expected_score)."""
+    return expected_score(true_class_probability(logits, labels))[1]
 
 
 def choose_factor(valid_logits: torch.Tensor, valid_labels: torch.Tensor) -> float:
@@ -63,7 +71,7 @@ def file_name(student_id: str, name: str) -> str:
     """The course's name for the hand-in: hw7_<student id>_<name in pinyin>.pth."""
     if not re.fullmatch(r"[0-9]+", student_id):
         raise MnistError(f"student id {student_id!r} must be digits only: pass your student "
-                         "number, e.g. python -m stages.handin 21000000 zhangsan")
+                         "number, e.g. python -m commands.handin 21000000 zhangsan")
     if not re.fullmatch(r"[A-Za-z]+", name):
         raise MnistError(f"name {name!r} must be ASCII letters only: write it in pinyin without "
                          "spaces, tones or accents, e.g. zhangsan")

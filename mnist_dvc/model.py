@@ -53,30 +53,36 @@ def as_input(images: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def check_state_dict(model: nn.Module, state: dict, origin: str) -> None:
+RETRAIN = "retrain with dvc repro train"
+DDP_PREFIX = "module."  # DistributedDataParallel's wrapper puts it before every key
+
+
+def check_state_dict(model: nn.Module, state: dict, origin: str, fix: str = RETRAIN) -> None:
     """Raise a clear error naming the first layer whose name or shape does not fit `model`."""
     expected = model.state_dict()
     for key, tensor in expected.items():
         if key not in state:
             raise MnistError(f"{origin} lacks weights for layer {key}: it is not a MyConvNet "
-                             "state_dict; retrain with dvc repro train")
+                             f"state_dict; {fix}")
         got = state[key]
         if not isinstance(got, torch.Tensor) or got.shape != tensor.shape:
             shape = list(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
             raise MnistError(f"{origin}: layer {key} has shape {shape}, MyConvNet expects "
-                             f"{list(tensor.shape)}: the file is from another model; retrain with "
-                             "dvc repro train")
-    extra = sorted(set(state) - set(expected))
+                             f"{list(tensor.shape)}: the file is from another model; {fix}")
+    extra = sorted(set(state) - set(expected), key=str)
     if extra:
         raise MnistError(f"{origin} holds an unexpected layer {extra[0]}: it is not a MyConvNet "
-                         "state_dict; retrain with dvc repro train")
+                         f"state_dict; {fix}")
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> MyConvNet:
-    """A MyConvNet with the weights saved at `path`, in eval mode. Never runs pickled code."""
+def read_state_dict(path: str | Path, fix: str = RETRAIN,
+                    missing: str = "run the train stage first (dvc repro train)") -> dict:
+    """The dict saved at `path`, loaded on the CPU with weights_only=True: a pickled object that
+    could run code is refused without running it. Each problem is one MnistError ending in `fix`
+    (`missing` for a missing file)."""
     path = Path(path)
     if not path.is_file():
-        raise MnistError(f"{path} is missing: run the train stage first (dvc repro train)")
+        raise MnistError(f"{path} is missing: {missing}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -86,12 +92,25 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> MyConvNe
         if found:
             raise MnistError(f"{path} is not a plain state_dict and was refused: it holds a "
                              f"pickled object that could run code ({found.group(1)}); only load "
-                             "weights you trust; retrain with dvc repro train") from None
+                             f"weights you trust; {fix}") from None
         raise MnistError(f"{path} is not a file written by torch.save, or it is cut short or "
-                         f"corrupt ({type(exc).__name__}): retrain with dvc repro train") from None
+                         f"corrupt ({type(exc).__name__}): {fix}") from None
     if not isinstance(state, dict):
-        raise MnistError(f"{path} holds a {type(state).__name__}, not a state_dict: retrain with "
-                         "dvc repro train")
+        raise MnistError(f"{path} holds a {type(state).__name__}, not a state_dict: {fix}")
+    return state
+
+
+def without_ddp_prefix(state: dict) -> dict:
+    """A state_dict saved from a DistributedDataParallel model (every key `module.<name>`) with
+    plain names; any other state_dict unchanged."""
+    if state and all(isinstance(k, str) and k.startswith(DDP_PREFIX) for k in state):
+        return {k.removeprefix(DDP_PREFIX): v for k, v in state.items()}
+    return state
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> MyConvNet:
+    """A MyConvNet with the weights saved at `path`, in eval mode. Never runs pickled code."""
+    state = read_state_dict(path)
     model = MyConvNet()
     check_state_dict(model, state, str(path))
     model.load_state_dict(state)

@@ -15,10 +15,12 @@ HISTORY = METRICS / "history.csv"
 TEST_METRICS = METRICS / "test.json"
 CLASSES = METRICS / "classes.csv"
 PREDICTIONS = METRICS / "predictions.csv"
+CALIBRATION = METRICS / "calibration.csv"
 FIGURES = Path("figures")
 CURVES = FIGURES / "curves.png"
 CONFUSION = FIGURES / "confusion.png"
 MISCLASSIFIED = FIGURES / "misclassified.png"
+RELIABILITY = FIGURES / "reliability.png"
 REPORTS = Path("reports")
 RUN_REPORT = REPORTS / "run.md"
 

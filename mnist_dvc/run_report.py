@@ -8,11 +8,22 @@ from mnist_dvc import paths
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import Params, as_dict, flatten
 
+RELIABILITY_CAPTION = "Reliability diagram of the raw model and the hand-in (test set)"
+# Why the course's graded score differs from the argmax accuracy, beside the reliability diagram.
+WHY_TWO_ACCURACIES = (
+    "Each dot is a bin of test images with about the same top softmax probability, placed at that "
+    "probability and the bin's accuracy: on the diagonal a model is exactly as sure as it is right, "
+    "and the ECE is the dots' distance from it, weighted by the bars below. The course's grader "
+    "scores the mean probability of the true label, so a model whose dots sit above the diagonal "
+    "(right more often than sure, as label smoothing trains it) loses to the draw what its argmax "
+    "keeps; the hand-in's last-layer factor (temperature scaling) moves its dots toward the diagonal "
+    "and its graded score up toward the argmax accuracy.")
 # The plot stage's figures, linked from the report with their captions.
 FIGURES = {
     paths.CURVES.name: "Per-epoch loss and accuracy (test is monitoring only)",
     paths.CONFUSION.name: "Test confusion matrix",
     paths.MISCLASSIFIED.name: "Misclassified test digits, true→predicted",
+    paths.RELIABILITY.name: RELIABILITY_CAPTION,
 }
 # The project's documented defaults: params.yaml as committed, the README's params table.
 # tests/test_run_report.py checks that params.yaml agrees; a key missing here is reported as
@@ -111,7 +122,10 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
         f"| graded the course's way | {_need(test, 'test_acc_sampled', m):.4f} (expected score when a "
         "label is sampled from the softmax, as the course's grader does) |",
         f"| the hand-in, graded | {_need(test, 'handin_test_acc_sampled', m):.4f} (last layer "
-        f"x{_need(test, 'handin_factor', m):g}: `python -m stages.handin ID NAME`) |",
+        f"x{_need(test, 'handin_factor', m):g}: `python -m commands.handin ID NAME`) |",
+        f"| calibration | ECE {_need(test, 'test_ece', m):.4f} raw, "
+        f"{_need(test, 'handin_test_ece', m):.4f} hand-in; NLL {_need(test, 'test_nll', m):.4f} raw, "
+        f"{_need(test, 'handin_test_nll', m):.4f} hand-in (15 confidence bins; see below) |",
         f"| best epoch | {_need(train, 'best_epoch', t)} of {_need(train, 'epochs_run', t)} run "
         f"(valid accuracy {_need(train, 'best_valid_acc', t):.4f}, loss "
         f"{_need(train, 'best_valid_loss', t):.4f}) |",
@@ -136,6 +150,11 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
         digit, precision_, recall, f1, support = (_need(row, key, str(paths.CLASSES)) for key in
                                                  ("digit", "precision", "recall", "f1", "support"))
         lines.append(f"| {digit} | {precision_:.4f} | {recall:.4f} | {f1:.4f} | {support} |")
+    figure_links = dict(figure_links)
+    reliability = figure_links.pop(RELIABILITY_CAPTION, None)
+    if reliability:
+        lines += ["", "## Why two accuracies", "", WHY_TWO_ACCURACIES, "",
+                  f"![{RELIABILITY_CAPTION}]({reliability})"]
     lines += ["", "## Figures", ""]
     for caption, link in figure_links.items():
         lines += [f"![{caption}]({link})", ""]

@@ -1,11 +1,12 @@
 """Stage evaluate: test accuracy (argmax) and what the course's sampling grader would give, before
-and after the hand-in's sharpening; loss, per-class precision/recall/F1, confusion data.
+and after the hand-in's sharpening; calibration (NLL, ECE, reliability bins) of both; loss,
+per-class precision/recall/F1, confusion data.
 
 In fp32 whatever train.precision says: the course runs the model in fp32, and the hand-in command
-(stages/handin.py) must choose the same sharpening factor from the same numbers.
+(commands/handin.py) must choose the same sharpening factor from the same numbers.
 """
 
-from mnist_dvc import handin, metrics_files, paths
+from mnist_dvc import calibration, handin, metrics_files, paths
 from mnist_dvc.cli import run_stage
 from mnist_dvc.device import pick_device
 from mnist_dvc.digits import load_digits
@@ -21,6 +22,9 @@ def main() -> None:
     valid_logits, test_logits = logits_of(model, valid), logits_of(model, test)
     loss, accuracy = loss_and_accuracy(test_logits, test.labels)
     graded = handin.grade((valid_logits, valid.labels), (test_logits, test.labels))
+    handin_logits = test_logits * graded["factor"]  # what the hand-in file's last layer gives
+    raw_bins = calibration.reliability_bins(test_logits, test.labels)
+    handin_bins = calibration.reliability_bins(handin_logits, test.labels)
     predicted = test_logits.argmax(dim=1)
     classes = metrics_files.per_class(metrics_files.confusion_matrix(test.labels, predicted))
     metrics_files.write_json(paths.TEST_METRICS, {
@@ -28,7 +32,13 @@ def main() -> None:
         "test_acc_sampled": graded["test"]["sampled"],  # the course's grader, expected value
         "handin_test_acc_sampled": graded["test"]["handin_sampled"],
         "handin_factor": graded["factor"],
-        "test_loss": loss, **metrics_files.macro(classes)})
+        "test_loss": loss,
+        "test_nll": calibration.nll(test_logits, test.labels),  # = test_loss: plain cross-entropy
+        "test_ece": calibration.ece(raw_bins),
+        "handin_test_nll": calibration.nll(handin_logits, test.labels),
+        "handin_test_ece": calibration.ece(handin_bins),
+        **metrics_files.macro(classes)})
+    metrics_files.write_csv(paths.CALIBRATION, calibration.csv_rows(raw_bins, handin_bins))
     metrics_files.write_csv(paths.CLASSES, classes)
     metrics_files.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p} for a, p in
                                           zip(test.labels.tolist(), predicted.tolist(), strict=True)])

@@ -1,8 +1,9 @@
-"""Stage plot: PNG curves, confusion heatmap and misclassified digits into figures/."""
+"""Stage plot: PNG curves, confusion heatmap, misclassified digits and the reliability diagram
+into figures/."""
 
 import torch
 
-from mnist_dvc import figures, metrics_files, paths
+from mnist_dvc import calibration, figures, metrics_files, paths
 from mnist_dvc.cli import run_stage
 from mnist_dvc.digits import load_digits
 from mnist_dvc.params import load_params
@@ -19,6 +20,11 @@ def main() -> None:
     figures.curves(history, best_epoch, paths.CURVES)
     figures.confusion(metrics_files.confusion_matrix(actual, predicted), paths.CONFUSION)
     figures.misclassified(test.images, actual, predicted, paths.MISCLASSIFIED)
+    scores, bins = metrics_files.read_json(paths.TEST_METRICS), metrics_files.read_csv(paths.CALIBRATION)
+    raw = f"raw model (ECE {scores['test_ece']:.4f})"
+    handed_in = f"hand-in, last layer x{scores['handin_factor']:g} (ECE {scores['handin_test_ece']:.4f})"
+    figures.reliability({raw: calibration.bins_from_rows(bins, "raw"),
+                         handed_in: calibration.bins_from_rows(bins, "handin")}, paths.RELIABILITY)
     print(f"plot: figures written to {paths.FIGURES}/")
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from repo_helpers import write_params
 
-from mnist_dvc import compare, figures, metrics_files, paths
-from mnist_dvc.cli import run_stage
+from mnist_dvc import calibration, compare, figures, metrics_files, paths
+from mnist_dvc.cli import run_command, run_stage
 from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.params import as_dict, flatten, load_params
 
@@ -39,7 +39,9 @@ def lines_by_label(ax) -> dict:
 def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch, saved):
     """Bugs caught: a curve fed another split's or metric's column (test accuracy drawn from
     valid), the best-epoch marker from the last epoch, the confusion heatmap from transposed or
-    other counts."""
+    other counts; the reliability diagram with confidence and accuracy swapped, the hand-in drawn
+    from the raw model's columns, empty bins drawn as points at (0, 0), counts drawn over the
+    wrong bins, or ECE labels from the wrong key."""
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path, {})
     metrics_files.write_csv(paths.HISTORY, HISTORY)
@@ -50,6 +52,10 @@ def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch,
                                                 for a, p in zip(actual, predicted, strict=True)])
     save_digits(Digits(torch.zeros(6, 28, 28, dtype=torch.uint8), torch.tensor(actual)),
                 paths.prepared("test"))
+    raw_bins, handin_bins = reliability_bins()
+    metrics_files.write_json(paths.TEST_METRICS, {"test_ece": 0.25, "handin_test_ece": 0.03125,
+                                                  "handin_factor": 3.0})
+    metrics_files.write_csv(paths.CALIBRATION, calibration.csv_rows(raw_bins, handin_bins))
     monkeypatch.setattr(sys, "argv", ["stages.plot"])
     from stages import plot
 
@@ -66,6 +72,33 @@ def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch,
     expected = metrics_files.confusion_matrix(torch.tensor(actual), torch.tensor(predicted))
     assert np.allclose(np.asarray(heat), expected.log1p().numpy())
     assert expected[2, 0] == 1 and expected[0, 2] == 0  # rows are the true digit
+
+    diagram, counts = saved["reliability.png"].axes
+    drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+             for line in diagram.get_lines()}
+    assert drawn.pop("perfectly calibrated") == ([0, 1], [0, 1])
+    assert list(drawn) == ["raw model (ECE 0.2500)", "hand-in, last layer x3 (ECE 0.0312)"]
+    bars = counts.patches
+    for (x, y), bins, heights in zip(drawn.values(), (raw_bins, handin_bins),
+                                     (bars[:calibration.BINS], bars[calibration.BINS:]), strict=True):
+        shown = [b for b in bins if b.count]
+        assert x == pytest.approx([b.confidence for b in shown], abs=1e-6)
+        assert y == pytest.approx([b.accuracy for b in shown], abs=1e-6)
+        assert [bar.get_height() for bar in heights] == [b.count for b in bins]
+        assert all(b.low <= bar.get_x() and bar.get_x() + bar.get_width() <= b.high + 1e-9
+                   for b, bar in zip(bins, heights, strict=True))  # each count over its own bin
+
+
+def reliability_bins():
+    """Raw model: 40 images at top probability ~0.73 (bin 10), 30 of them right; hand-in: the same
+    images at ~0.99 (bin 14), and two right images at ~0.35 (bin 5). Values where confidence and
+    accuracy differ, and bins that differ between the two models."""
+    logits = torch.zeros(42, 10, dtype=torch.float64)
+    logits[:40, 0] = 3.2  # e^3.2 / (e^3.2 + 9) = 0.73
+    logits[40:, 0] = 1.6  # 0.35
+    labels = torch.tensor([0] * 30 + [1] * 10 + [0, 0])
+    raw = calibration.reliability_bins(logits[:40], labels[:40])
+    return raw, calibration.reliability_bins(logits * torch.tensor([2.0] * 40 + [1.0] * 2)[:, None], labels)
 
 
 def run(seed, cell, acc, valid_acc, rev):
@@ -91,10 +124,10 @@ def test_compare_draws_cell_means_of_the_right_metric(tmp_path, monkeypatch, sav
     histories = [{"rev": r["rev"], **h, "valid_acc": h["valid_acc"] + shift.get(r["rev"], 0)}
                  for r in runs for h in HISTORY]
     metrics_files.write_csv(tmp_path / "in/histories.csv", histories)
-    monkeypatch.setattr(sys, "argv", ["stages.compare", "--from", "in/runs.csv", "--out", "out"])
-    from stages import compare as compare_stage
+    monkeypatch.setattr(sys, "argv", ["commands.compare", "--from", "in/runs.csv", "--out", "out"])
+    from commands import compare as compare_command
 
-    run_stage(compare_stage.main)
+    run_command(compare_command.main, compare_command.INTERRUPTED)
 
     bars = saved["test_accuracy.png"].axes[0].patches
     widths = sorted(round(bar.get_width(), 6) for bar in bars)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_dvc.atomic import torch_save
+from mnist_dvc.course import CourseConvNet, course_inputs, load_course_net
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import FP32, evaluate
 from mnist_dvc.model import MyConvNet, load_model
@@ -222,3 +223,31 @@ def test_myconvnet_gives_the_same_logits_for_every_input_shape():
                 logits = model(one)
                 assert logits.shape == (1, 10)
                 assert torch.allclose(logits[0], reference[i], atol=1e-5)
+
+
+# --- the course's class (mnist_dvc.course) loads the project's weights -----------------------------
+
+def test_course_class_keeps_the_course_layout():
+    """The course's class is the course's literal layout: conv, BN, ReLU, max-pool per block (ReLU
+    before the pool, unlike MyConvNet). Catches the course's class "optimised" like the project's
+    model: then nothing would check that the two orders agree on real weights."""
+    assert [type(m).__name__ for m in CourseConvNet().cnn] == [
+        "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] * 2
+    assert CourseConvNet().state_dict().keys() == MyConvNet().state_dict().keys()
+
+
+def test_course_class_loaded_the_course_way_predicts_as_myconvnet(trained_model):
+    """The course's class, loaded the course's way from models/model.pt, gives softmax(MyConvNet
+    logits) and the same prediction on every test image, batched and one (1, 28, 28) image at a
+    time. MyConvNet pools before its ReLU, the course after: equal only because ReLU is monotone
+    and BN comes before both. Catches a non-monotone activation in MyConvNet (GELU, SiLU), the
+    pool moved before the BatchNorm, or any other change that makes the orders differ."""
+    path, test = trained_model
+    course, project = load_course_net(path), load_model(path)
+    x = course_inputs(test.images)
+    with torch.no_grad():
+        probabilities, logits = course(x), project(x)
+        assert torch.allclose(probabilities, F.softmax(logits, dim=1), atol=1e-6)
+        assert torch.equal(probabilities.argmax(1), logits.argmax(1))
+        one_at_a_time = torch.stack([course(image)[0] for image in x[:20]])
+    assert torch.allclose(one_at_a_time, probabilities[:20], atol=1e-6)

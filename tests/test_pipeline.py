@@ -39,14 +39,18 @@ def test_repro_leaves_model_metrics_and_figures(repo):
     assert test["test_acc_sampled"] < test["test_acc"] - 0.01 < test["handin_test_acc_sampled"]
     assert test["handin_factor"] in handin.FACTORS and test["handin_factor"] > 1
     assert set(test) == {"test_acc", "test_acc_sampled", "handin_test_acc_sampled", "handin_factor",
-                         "test_loss", "macro_precision", "macro_recall", "macro_f1"}
+                         "test_loss", "test_nll", "test_ece", "handin_test_nll", "handin_test_ece",
+                         "macro_precision", "macro_recall", "macro_f1"}
+    assert 0 <= test["handin_test_ece"] < 1 and 0 <= test["test_ece"] < 1
+    calibration = (repo / "metrics/calibration.csv").read_text().splitlines()
+    assert len(calibration) == 16 and calibration[0].startswith("bin,low,high,raw_count,")
     history = (repo / "metrics/history.csv").read_text().splitlines()
     assert history[0] == "epoch,lr,train_loss,train_acc,valid_loss,valid_acc,test_loss,test_acc"
     assert len(history) == 2
     row = dict(zip(history[0].split(","), history[1].split(","), strict=True))
     assert float(row["valid_acc"]) == train["best_valid_acc"]
     assert len((repo / "metrics/predictions.csv").read_text().splitlines()) == 401
-    for name in ("curves", "confusion", "misclassified"):
+    for name in ("curves", "confusion", "misclassified", "reliability"):
         assert (repo / f"figures/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (repo / "checkpoints/train.pt").exists()
 
@@ -107,7 +111,8 @@ def test_metrics_and_plots_are_declared(repo):
     assert "errors" not in shown, shown.get("errors")
     plots = shown["data"]
     assert {"loss", "accuracy", "learning_rate", "confusion", "per_class_f1",
-            "figures/curves.png", "figures/confusion.png", "figures/misclassified.png"} == set(plots)
+            "figures/curves.png", "figures/confusion.png", "figures/misclassified.png",
+            "figures/reliability.png"} == set(plots)
     sizes = {"loss": 3, "accuracy": 3, "learning_rate": 1, "confusion": 400, "per_class_f1": 10}
     for name, entries in plots.items():
         assert len(entries) == 1, name
@@ -178,7 +183,7 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
     run(repo, "dvc", "exp", "run", "--run-all", "-j", "1", env=env)  # as the README says
     names = [name for name, exp in experiments(repo).items() if exp["params"]["train"]["lr"] == 0.001]
     assert len(names) == 2
-    done = run(repo, "python", "-m", "stages.compare", *names, "--out", "reports", env=env)
+    done = run(repo, "python", "-m", "commands.compare", *names, "--out", "reports", env=env)
     rows = table_rows(repo / "reports/comparison.md")
     assert sorted(row["experiment"] for row in rows) == sorted(names)
     assert {row["cell"] for row in rows} == {"adam + warmup (train.lr 0.001)",
@@ -197,13 +202,13 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
         assert row["best_epoch"] == f"{metrics['best_epoch']:g}", row["experiment"]
     # From git alone: the kept rows rebuild the same page, with no DVC experiment left.
     run(repo, "dvc", "exp", "remove", "--all", env=env)
-    run(repo, "python", "-m", "stages.compare", "--from", "reports/runs.csv", "--out", "again", env=env)
+    run(repo, "python", "-m", "commands.compare", "--from", "reports/runs.csv", "--out", "again", env=env)
     assert (repo / "again/comparison.md").read_text() == page
 
     # Only a queued experiment left: it is skipped in one line; the baseline commit (a run too:
     # the study's seed-0 baseline) joins the two runs runs.csv kept.
     run(repo, "dvc", "exp", "run", "--queue", "-S", "optimizer=nadam", "-n", "still-queued", env=env)
-    done = run(repo, "python", "-m", "stages.compare", "--out", "reports", env=env)
+    done = run(repo, "python", "-m", "commands.compare", "--out", "reports", env=env)
     assert "compare: skipped, no results of their own: still-queued (Queued)\n" in done.stdout
     assert "Traceback" not in done.stderr
     head = run(repo, "git", "rev-parse", "--short=7", "HEAD").stdout.strip()

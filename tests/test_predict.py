@@ -205,7 +205,7 @@ def test_files_go_through_the_model_in_batches_and_answers_keep_their_order(mode
 
 
 def predict(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "stages.predict", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "commands.predict", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -62,7 +62,7 @@ def test_experiments_and_models_travel_between_clones(tmp_path, mnist_dir):
             assert in_b[name][metric] == in_a[name][metric] != "", (name, metric)
     assert in_b["lr-low"]["train.lr"] != in_b["lr-high"]["train.lr"]
 
-    compared = run(b, sys.executable, "-m", "stages.compare", env=env)
+    compared = run(b, sys.executable, "-m", "commands.compare", env=env)
     assert "compare: 2 runs" in compared.stdout
     table = (b / "reports/comparison.md").read_text()
     assert "| lr-low |" in table and "| lr-high |" in table  # with their histories (curves) read

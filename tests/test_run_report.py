@@ -13,7 +13,8 @@ from mnist_dvc.params import flatten
 
 TRAIN = {"best_valid_acc": 0.99511, "best_valid_loss": 0.087589, "best_epoch": 7, "epochs_run": 8}
 TEST = {"test_acc": 0.9952, "test_acc_sampled": 0.923112, "handin_test_acc_sampled": 0.995041,
-        "handin_factor": 4.0, "test_loss": 0.087038, "macro_precision": 0.995193,
+        "handin_factor": 4.0, "test_loss": 0.087038, "test_nll": 0.087038, "test_ece": 0.071234,
+        "handin_test_nll": 0.021987, "handin_test_ece": 0.002345, "macro_precision": 0.995193,
         "macro_recall": 0.995205, "macro_f1": 0.995195}
 TIMING = {"train_seconds": 328.871801, "seconds_per_epoch": 41.108975, "device": "cpu",
           "hardware": "AMD EPYC 9R14 (avx512_bf16)", "precision": "bf16",
@@ -21,7 +22,8 @@ TIMING = {"train_seconds": 328.871801, "seconds_per_epoch": 41.108975, "device":
           "threads": 2, "date_utc": "2026-11-30 00:10", "git_commit": "83dfbf2a1b2c-dirty"}
 CLASSES = [{"digit": d, "precision": 1.0 if d == 0 else 0.99, "recall": 0.98, "f1": 0.985,
             "support": 1000 + d} for d in range(10)]
-LINKS = {"Curves": "../figures/curves.png", "Confusion": "../figures/confusion.png"}
+LINKS = {"Curves": "../figures/curves.png", "Confusion": "../figures/confusion.png",
+         run_report.RELIABILITY_CAPTION: "../figures/reliability.png"}
 
 
 def test_report_from_known_inputs(make_params):
@@ -43,7 +45,9 @@ def test_report_from_known_inputs(make_params):
         "(MD5-checked) |",
         "| graded the course's way | 0.9231 (expected score when a label is sampled from the softmax, "
         "as the course's grader does) |",
-        "| the hand-in, graded | 0.9950 (last layer x4: `python -m stages.handin ID NAME`) |",
+        "| the hand-in, graded | 0.9950 (last layer x4: `python -m commands.handin ID NAME`) |",
+        "| calibration | ECE 0.0712 raw, 0.0023 hand-in; NLL 0.0870 raw, 0.0220 hand-in (15 "
+        "confidence bins; see below) |",
         "| 0 | 1.0000 | 0.9800 | 0.9850 | 1000 |",
         "| 9 | 0.9900 | 0.9800 | 0.9850 | 1009 |",
         "![Curves](../figures/curves.png)",
@@ -60,6 +64,10 @@ def test_report_from_known_inputs(make_params):
     ]
     assert lines[start + 7] == ""  # nothing else listed
     assert sum(line.startswith("| ") and line[2].isdigit() for line in lines) == 10  # one row a digit
+    why = lines.index("## Why two accuracies")
+    assert lines[why + 2] == run_report.WHY_TWO_ACCURACIES
+    assert lines[why + 4] == f"![{run_report.RELIABILITY_CAPTION}](../figures/reliability.png)"
+    assert lines.count(f"![{run_report.RELIABILITY_CAPTION}](../figures/reliability.png)") == 1
 
 
 def test_defaults_run_says_so(make_params):
@@ -119,6 +127,7 @@ def test_timing_from_an_older_run_says_not_recorded(make_params):
 
 @pytest.mark.parametrize("which, key, origin", [
     ("train", "best_epoch", "metrics/train.json"), ("test", "test_acc", "metrics/test.json"),
+    ("test", "handin_test_ece", "metrics/test.json"),
     ("timing", "train_seconds", "metrics/timing.json"), ("classes", "f1", "metrics/classes.csv")])
 def test_missing_metric_is_one_clear_error(make_params, which, key, origin):
     inputs = {"train": dict(TRAIN), "test": dict(TEST), "timing": dict(TIMING),
@@ -139,7 +148,7 @@ def test_figure_links_are_relative_to_the_report(tmp_path):
     report = tmp_path / "reports/run.md"
     links = run_report.figure_links(figures, report)
     assert list(links.values()) == ["../figures/curves.png", "../figures/confusion.png",
-                                    "../figures/misclassified.png"]
+                                    "../figures/misclassified.png", "../figures/reliability.png"]
     assert all((report.parent / link).resolve().is_file() for link in links.values())
     (figures / "confusion.png").unlink()
     with pytest.raises(MnistError, match="confusion.png is missing: run the plot stage first"):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from commands import handin as handin_stage
 from mnist_dvc import handin, paths, training
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.cli import run_stage
@@ -21,7 +22,6 @@ from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.inference import logits_of
 from mnist_dvc.model import MyConvNet
 from stages import evaluate as evaluate_stage
-from stages import handin as handin_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -87,7 +87,7 @@ def _evaluate(monkeypatch, root) -> dict:
 
 def _handin_factor(monkeypatch, capsys, root) -> float:
     monkeypatch.chdir(root)
-    monkeypatch.setattr(sys, "argv", ["stages.handin", "21000000", "zhangsan"])
+    monkeypatch.setattr(sys, "argv", ["commands.handin", "21000000", "zhangsan"])
     capsys.readouterr()
     run_stage(handin_stage.main)
     out = capsys.readouterr().out

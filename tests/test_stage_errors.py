@@ -21,7 +21,8 @@ from mnist_dvc.model import MyConvNet
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_OUTPUTS = ["models/model.pt", "metrics/history.csv", "metrics/train.json", "metrics/timing.json"]
-EVALUATE_OUTPUTS = ["metrics/test.json", "metrics/classes.csv", "metrics/predictions.csv"]
+EVALUATE_OUTPUTS = ["metrics/test.json", "metrics/classes.csv", "metrics/predictions.csv",
+                    "metrics/calibration.csv"]
 
 
 def make_project(path: Path, **overrides) -> Path:

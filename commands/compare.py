@@ -1,9 +1,9 @@
-"""Compare experiments as a study (not a pipeline stage: it spans experiments).
+"""Compare experiments as a study (a user command: it spans experiments).
 
-    python -m stages.compare                 # every finished experiment in `dvc exp show`
-    python -m stages.compare EXP [EXP ...]   # only these (names or revisions)
-    python -m stages.compare --rev REV       # experiments based on commit REV (default HEAD)
-    python -m stages.compare --from reports/runs.csv   # from the committed rows alone, no DVC
+    python -m commands.compare                 # every finished experiment in `dvc exp show`
+    python -m commands.compare EXP [EXP ...]   # only these (names or revisions)
+    python -m commands.compare --rev REV       # experiments based on commit REV (default HEAD)
+    python -m commands.compare --from reports/runs.csv   # from the committed rows alone, no DVC
 
 Groups runs into cells (the same params but the seed) and writes reports/comparison.md: per cell
 the mean, sd and 95% interval of test accuracy and of the course's graded accuracy, and paired
@@ -22,8 +22,12 @@ import dvc.api
 
 from mnist_dvc import compare, figures, metrics_files, paths
 from mnist_dvc.atomic import write_text
-from mnist_dvc.cli import run_stage
+from mnist_dvc.cli import run_command
 from mnist_dvc.params import as_dict, flatten, load_params
+
+# What Ctrl-C leaves behind, said when it happens.
+INTERRUPTED = ("each file in the output folder is its previous version or "
+               "the new one, never half-written; run python -m commands.compare again to finish")
 
 
 def from_experiments(args, defaults: dict) -> tuple[list[dict], list[dict]]:
@@ -77,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_command(main, INTERRUPTED)

@@ -1,7 +1,7 @@
-"""Write the hw7 hand-in from the trained model (not a pipeline stage: it needs your id and name).
+"""Write the hw7 hand-in from the trained model (a user command: it needs your id and name).
 
-    python -m stages.handin 21000000 zhangsan            # -> hw7_21000000_zhangsan.pth
-    python -m stages.handin 21000000 zhangsan --out ~/hw7
+    python -m commands.handin 21000000 zhangsan            # -> hw7_21000000_zhangsan.pth
+    python -m commands.handin 21000000 zhangsan --out ~/hw7
 
 The file is a plain state_dict of models/model.pt for the course's MyConvNet, its last layer
 sharpened by a factor chosen on the valid set (see mnist_dvc/handin.py): the argmax of every image
@@ -14,10 +14,14 @@ from pathlib import Path
 
 from mnist_dvc import handin, paths
 from mnist_dvc.atomic import torch_save
-from mnist_dvc.cli import run_stage
+from mnist_dvc.cli import run_command
 from mnist_dvc.digits import load_digits
 from mnist_dvc.inference import logits_of
 from mnist_dvc.model import MyConvNet, load_model
+
+# What Ctrl-C leaves behind, said when it happens.
+INTERRUPTED = ("no hand-in file was written (it is written whole or not at "
+               "all); run the command again")
 
 
 def main() -> None:
@@ -49,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_command(main, INTERRUPTED)

@@ -1,8 +1,8 @@
-"""Read the digits in your own image files with the trained model (not a pipeline stage).
+"""Read the digits in your own image files with the trained model (a user command).
 
-    python -m stages.predict PATH [PATH ...]     # files (PNG, JPEG, BMP) or folders of them
-    python -m stages.predict digits/ --top 3     # the three likeliest digits per image
-    python -m stages.predict digits/ --json      # one JSON object per line
+    python -m commands.predict PATH [PATH ...]     # files (PNG, JPEG, BMP) or folders of them
+    python -m commands.predict digits/ --top 3     # the three likeliest digits per image
+    python -m commands.predict digits/ --json      # one JSON object per line
 
 Prints one line per image: `PATH: DIGIT (PROBABILITY)`. A file that cannot be read gets one line on
 stderr and the others are still answered; the exit status is then 1 (2 if nothing could start).
@@ -17,10 +17,14 @@ from tqdm import tqdm
 
 from mnist_dvc import paths
 from mnist_dvc.classify import classify
-from mnist_dvc.cli import run_stage
+from mnist_dvc.cli import run_command
 from mnist_dvc.device import pick_device
 from mnist_dvc.images import collect
 from mnist_dvc.model import load_model
+
+# What Ctrl-C leaves behind, said when it happens.
+INTERRUPTED = ("the answers printed above stand, the other images were not "
+               "read; nothing was written; run it again on those")
 
 
 def main() -> None:
@@ -54,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_command(main, INTERRUPTED)
