@@ -217,7 +217,10 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
     machines = sorted({f"{r.get('hardware')} ({r.get('precision')})" for r in runs})
     lines = [f"{len(runs)} runs in {len(cells)} cells (a cell: the same params, seeds differ). "
              "Intervals are 95% t intervals of the mean over the seeds (mean ± sd [low, high]).",
-             "", "Ran on: " + "; ".join(machines), "",
+             "", "Ran on: " + "; ".join(machines) + ". Accuracy does not depend on the machine's "
+             "load; time does: `train s` is each run's wall time, and study runs are queued at low "
+             "priority beside other work, so it is not a timing figure (docs/performance.md has "
+             "those).", "",
              "## Cells, best mean test accuracy first", "",
              "| cell | seeds | test accuracy (argmax) | graded the course's way (expected) | "
              "hand-in, graded | best valid accuracy | best epoch | train s |",
