@@ -4,7 +4,7 @@ With train.processes > 1 it relaunches itself under torchrun (see mnist_dvc/dist
 process trains, rank 0 alone writes.
 """
 
-from mnist_dvc import distributed, metrics_files, paths
+from mnist_dvc import distributed, metrics_files, paths, provenance
 from mnist_dvc.atomic import restored_on_failure, torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
@@ -52,12 +52,13 @@ def train_on(params, group: distributed.Group) -> None:
     if main:
         torch_save(state.best_state, paths.MODEL)
         write_live_metrics(state)
-        # Wall time of the epoch loop (per-epoch evaluation included) and the machine it ran on:
-        # the only outputs that depend on the machine.
+        # Wall time of the epoch loop (per-epoch evaluation included), the machine it ran on (the
+        # only outputs that depend on it), and when and from which commit.
         metrics_files.write_json(paths.TIMING, {"train_seconds": state.seconds,
                                           "seconds_per_epoch": state.seconds / len(state.history),
                                           "processes": group.size,
-                                          **machine_record(device, precision)})
+                                          **machine_record(device, precision),
+                                          **provenance.record()})
         paths.CHECKPOINT.unlink(missing_ok=True)
         print(f"train: best valid accuracy {state.best_valid_acc:.4f} at epoch {state.best_epoch} "
               f"of {state.epoch}, {state.seconds:.0f} s")
