@@ -6,7 +6,7 @@ anti-aliasing, and place it in 28×28 with its centre of mass where MNIST puts i
 the sub-pixel shift are one resampling, so the digit is blurred once, not twice.
 
 NumPy and Pillow, not torch: one small image at a time is faster single-threaded, and torch's
-thread pool on these tiny tensors stalled on a busy machine (10,000 images: 8.5 min instead of 1).
+thread pool on such tiny tensors waits on every other thread, which stalls on a busy machine.
 """
 
 import math

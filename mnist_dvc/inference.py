@@ -9,7 +9,8 @@ from mnist_dvc.digits import Digits
 from mnist_dvc.model import as_input
 
 FP32 = Precision("fp32", "default")
-# Inference batch: on a 2-core CPU batch 128 ran 2x faster than 1000 (cache-bound); GPUs like big ones.
+# Inference batch: on a CPU a batch of 128 keeps the activations in cache (a big batch spills them);
+# a GPU needs big batches to keep busy.
 EVAL_BATCH = {"cpu": 128, "cuda": 2048}
 
 
