@@ -26,7 +26,7 @@ def main() -> None:
     x = test.images.float().div(255).unsqueeze(1)
     for path in args.files:
         net = CourseConvNet()
-        net.load_state_dict(torch.load(path))
+        net.load_state_dict(torch.load(path, weights_only=True))  # torch >= 2.6: the default
         with torch.no_grad():
             logits = torch.log(net.eval()(x))  # the course's net returns probabilities
         argmax = (logits.argmax(1) == test.labels).double().mean().item()

@@ -178,7 +178,7 @@ def test_seed_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trai
     class lacks, or evaluate scoring images prepared differently from the seed's float tensors."""
     path, test = trained_model
     seed_net = SeedConvNet()
-    seed_net.load_state_dict(torch.load(path))  # exactly the seed's call
+    seed_net.load_state_dict(torch.load(path, weights_only=True))  # the seed's call (torch >= 2.6 default)
     seed_net.eval()
     test_data = test.images.float().div(255).unsqueeze(1)  # the seed's (N, 1, 28, 28) in [0, 1]
     predicted = []
@@ -200,7 +200,7 @@ def test_seed_class_output_is_the_softmax_of_myconvnet_logits(trained_model):
     Catches any transform MyConvNet.forward adds or drops relative to the seed's forward."""
     path, test = trained_model
     seed_net, project = SeedConvNet(), load_model(path)
-    seed_net.load_state_dict(torch.load(path))
+    seed_net.load_state_dict(torch.load(path, weights_only=True))
     seed_net.eval()
     x = test.images[:16].float().div(255).unsqueeze(1)
     with torch.no_grad():
