@@ -7,7 +7,7 @@ and the training time (no DVC needed, nothing written).
 import time
 
 from bench import common, presets
-from mnist_dvc.device import pick_device, resolve_precision
+from mnist_dvc.device import pick_device
 from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.training import fit
@@ -28,9 +28,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     model = MyConvNet().to(device)
     model.load_state_dict(state.best_state)
-    # In the precision the evaluate stage would use, so the figure is the pipeline's.
-    precision = resolve_precision(params.train.precision, device, warn=False)
-    test_loss, test_acc, _ = evaluate(model, test, precision)
+    # As the evaluate stage computes it (fp32), so the figure is the pipeline's.
+    test_loss, test_acc, _ = evaluate(model, test)
     common.report(f"Preset {args.preset} on the full set", [
         ("overrides", presets.as_exp_run(overrides)),
         ("test accuracy (best-on-valid model)", f"{test_acc:.4f}"),

@@ -56,6 +56,9 @@ class Precision:
         return self.dtype == "bf16"
 
 
+FP32 = Precision("fp32", "fp32")
+
+
 def resolve_precision(choice: str, device: torch.device, warn: bool = True) -> Precision:
     """`auto` is bf16 where it is native to the device and fp32 elsewhere; an explicit choice is
     honoured, with a one-line warning when bf16 would be emulated (slow)."""

@@ -109,14 +109,15 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
     return total / seen, right / seen
 
 
-def _evaluate(model, digits: Digits, precision: Precision, group: Group) -> tuple[float, float]:
-    """Loss and accuracy of `digits`; under torchrun each rank evaluates its shard, then they sum."""
+def _evaluate(model, digits: Digits, group: Group) -> tuple[float, float]:
+    """Loss and accuracy of `digits` (in fp32, as inference.py decides for every evaluation); under
+    torchrun each rank evaluates its shard, then they sum."""
     if group.size == 1:
-        loss, acc, _ = evaluate(model, digits, precision)
+        loss, acc, _ = evaluate(model, digits)
         return loss, acc
     part = group.shard(len(digits))
     shard = Digits(digits.images[part], digits.labels[part])
-    loss, _, predicted = evaluate(model, shard, precision)
+    loss, _, predicted = evaluate(model, shard)
     right = (predicted == shard.labels.cpu()).sum().item()
     total, right, n = group.sum([loss * len(shard), right, len(shard)])
     return total / n, right / n
@@ -181,8 +182,8 @@ def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torc
             raise MnistError(f"training loss became {train_loss} in epoch {epoch}: lower train.lr "
                              f"(now {t.lr}); {kept}")
         group.average_buffers(net)
-        valid_loss, valid_acc = _evaluate(net, valid, precision, group)
-        test_loss, test_acc = _evaluate(net, test, precision, group)
+        valid_loss, valid_acc = _evaluate(net, valid, group)
+        test_loss, test_acc = _evaluate(net, test, group)
         state.seconds += time.perf_counter() - started
         record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                   "valid_loss": valid_loss, "valid_acc": valid_acc,

@@ -1,8 +1,9 @@
 """Stage evaluate: test accuracy (argmax) and what the course's sampling grader would give, before
 and after the hand-in's sharpening; loss, per-class precision/recall/F1, confusion data.
 
-In fp32 whatever train.precision says: the course runs the model in fp32, and the hand-in command
-(stages/handin.py) must choose the same sharpening factor from the same numbers.
+In fp32 whatever train.precision says (inference.py decides that for every evaluation): the course
+runs the model in fp32, and the hand-in command must choose the same sharpening factor from the
+same numbers.
 """
 
 from mnist_dvc import handin, metrics_files, paths

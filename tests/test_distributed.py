@@ -23,10 +23,11 @@ from repo_helpers import ROOT, env_with, make_repo, run
 
 from mnist_dvc import distributed, training
 from mnist_dvc.augment import random_affine
+from mnist_dvc.device import FP32
 from mnist_dvc.digits import Digits
 from mnist_dvc.distributed import SOLO, Group
 from mnist_dvc.errors import MnistError
-from mnist_dvc.inference import FP32, evaluate
+from mnist_dvc.inference import evaluate
 from mnist_dvc.metrics_files import parse_csv
 from mnist_dvc.optimizers import make_optimizer, make_scheduler
 from stages import train as train_stage
@@ -310,7 +311,7 @@ def _rank_main(rank: int, store: str, params, train: Digits, valid: Digits, out:
     torch.set_num_threads(1)
     group = Group(rank, 2, torch.device("cpu"))
     net, loss, acc = _train_one_epoch(params, train, group)
-    valid_loss, valid_acc = training._evaluate(net, valid, FP32, group)
+    valid_loss, valid_acc = training._evaluate(net, valid, group)
 
     bn = torch.nn.BatchNorm2d(3)
     bn.running_mean.fill_(float(rank))
@@ -336,7 +337,7 @@ def test_two_ranks_train_and_evaluate_like_one_process(tmp_path, make_params, mn
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
     net, loss, acc = _train_one_epoch(params, train, SOLO)
-    valid_loss, valid_acc, _ = evaluate(net, valid, FP32)
+    valid_loss, valid_acc, _ = evaluate(net, valid)
     for result in ranks:
         for key, value in net.state_dict().items():
             torch.testing.assert_close(result["state"][key], value, rtol=1e-4, atol=1e-5)

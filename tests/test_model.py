@@ -7,7 +7,7 @@ from torch import nn
 
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.errors import MnistError
-from mnist_dvc.inference import FP32, evaluate
+from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet, load_model
 from mnist_dvc.params import parse_params, with_overrides
 from mnist_dvc.training import fit
@@ -189,7 +189,7 @@ def test_seed_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trai
     predicted = torch.tensor(predicted)
     seed_accuracy = (predicted == test.labels).sum().item() / len(test)
 
-    _, accuracy, project_predicted = evaluate(load_model(path), test, FP32)
+    _, accuracy, project_predicted = evaluate(load_model(path), test)
     assert seed_accuracy == accuracy
     assert torch.equal(predicted, project_predicted)
     assert 0.5 < accuracy < 1  # a trained model, not a constant guess

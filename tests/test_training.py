@@ -139,12 +139,22 @@ def layer_dtypes():
 @pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
 def test_precision_is_the_dtype_layers_run_in(make_params, tiny, layer_dtypes, precision, dtype):
     # Bugs caught: train.precision ignored by fit (bf16 chosen but autocast never entered, or
-    # entered for fp32), or training and per-epoch evaluation running in different precisions.
+    # entered for fp32); the per-epoch evaluations (eval mode) run in the training precision
+    # instead of fp32, so the epoch selected on valid and the history's test accuracy are not
+    # what the evaluate stage (fp32) computes from the same weights.
     params = quick(make_params, scheduler="constant",
                    **{"train.augment": True, "train.precision": precision, "train.epochs": 1})
     result = training.fit(params, *tiny, CPU, progress=False)
     assert math.isfinite(result.history[0]["train_loss"]) and result.best_valid_acc > 0.2
-    assert layer_dtypes == {(True, dtype), (False, dtype)}
+    assert layer_dtypes == {(True, dtype), (False, torch.float32)}
+    model = MyConvNet()
+    model.load_state_dict(result.best_state)
+    record = result.history[0]
+    for split, digits in (("valid", tiny[1]), ("test", tiny[2])):
+        loss, accuracy, _ = inference.evaluate(model, digits)  # as the evaluate stage scores it
+        # bf16 logits move the loss by about 1e-3; fp32 in another memory layout by under 1e-7.
+        assert loss == pytest.approx(record[f"{split}_loss"], rel=1e-5), split
+        assert accuracy == record[f"{split}_acc"], split
 
 
 def test_same_seed_same_result(make_params, tiny):
