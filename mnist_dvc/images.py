@@ -18,11 +18,12 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_dvc.errors import MnistError
+from mnist_dvc.mnist import IMAGE_SIZE
 
 FORMATS = ("PNG", "JPEG", "BMP")  # Pillow tries only these decoders: less surface for hostile files
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}  # what a folder is searched for (any case)
 MAX_PIXELS = 40_000_000  # a 12-megapixel phone photo is far below; a decompression bomb is not
-SIZE = 28  # MNIST's field
+SIZE = IMAGE_SIZE  # MNIST's field
 BOX = 20  # MNIST's digits fill a 20×20 box (longer side 20 in 9,997 of the 10,000 test images)
 # Where MNIST puts the centre of mass, in pixel indices (row, column): measured on the 10,000 test
 # digits, mean (13.99, 14.01), sd 0.29. Not 13.5, the field's geometric centre: MNIST shifted by
