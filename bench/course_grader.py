@@ -14,6 +14,7 @@ import torch
 
 from mnist_dvc import handin, paths
 from mnist_dvc.digits import load_digits
+from mnist_dvc.inference import accuracy
 from tests.test_handin import CourseConvNet, course_grade
 
 
@@ -29,7 +30,7 @@ def main() -> None:
         net.load_state_dict(torch.load(path, weights_only=True))  # torch >= 2.6: the default
         with torch.no_grad():
             logits = torch.log(net.eval()(x))  # the course's net returns probabilities
-        argmax = (logits.argmax(1) == test.labels).double().mean().item()
+        argmax = accuracy(logits, test.labels)
         expected = handin.sampled_accuracy(logits, test.labels)
         sampled = [course_grade(path, test.images, test.labels, seed) for seed in args.seeds]
         print(f"{path}: argmax {argmax:.4f}, expected graded {expected:.4f}, sampled "

@@ -47,8 +47,18 @@ def evaluate(model: torch.nn.Module, digits: Digits,
     return loss, accuracy, logits.argmax(dim=1)
 
 
+def correct_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How many rows' argmax is their label: a tensor on the logits' device (no sync)."""
+    return (logits.argmax(dim=1) == labels).sum()
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Argmax accuracy, the one definition every figure uses; 0.0 for no rows."""
+    return correct_count(logits, labels).item() / len(labels) if len(labels) else 0.0
+
+
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     if len(labels) == 0:
         return 0.0, 0.0
     loss = F.cross_entropy(logits.double(), labels, reduction="mean").item()
-    return loss, (logits.argmax(dim=1) == labels).double().mean().item()
+    return loss, accuracy(logits, labels)

@@ -11,7 +11,7 @@ from mnist_dvc.cli import run_stage
 from mnist_dvc.device import machine_record, pick_device, resolve_precision
 from mnist_dvc.digits import load_digits
 from mnist_dvc.params import load_params
-from mnist_dvc.training import FitState, fit
+from mnist_dvc.training import Checkpointing, FitState, Run, Splits, fit
 
 
 def main() -> None:
@@ -46,8 +46,8 @@ def train_on(params, group: distributed.Group) -> None:
     fingerprint = run_fingerprint(params, [paths.prepared(s) for s in splits], device)
     live = (paths.HISTORY, paths.TRAIN_METRICS) if main else ()
     with restored_on_failure(*live):
-        state = fit(params, train, valid, test, device, precision, checkpoint=paths.CHECKPOINT,
-                    fingerprint=fingerprint, group=group,
+        state = fit(params, Splits(train, valid, test), Run(device, precision, group),
+                    Checkpointing(paths.CHECKPOINT, fingerprint),
                     on_epoch=write_live_metrics if main else None)
     if main:
         torch_save(state.best_state, paths.MODEL)

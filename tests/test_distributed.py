@@ -180,9 +180,10 @@ def _augmented_epochs(params, train: Digits, group: Group, monkeypatch):
     steps = len(training.batch_starts(len(train), params.train.batch_size, group.size))
     scheduler = make_scheduler(params, optimizer, steps)
     generator = torch.Generator().manual_seed(params.seed)
+    trainer = training.Trainer(net, optimizer, scheduler, generator)
+    run = training.Run(torch.device("cpu"), FP32, group, progress=False)
     for _ in range(2):
-        training.train_epoch(net, train, optimizer, scheduler, params, generator,
-                             torch.device("cpu"), FP32, False, group)
+        training.train_epoch(trainer, train, params, run)
     return batches, generator.get_state()
 
 
@@ -299,9 +300,9 @@ def _train_one_epoch(params, train: Digits, group: Group):
     optimizer = make_optimizer(params, net)
     steps = len(training.batch_starts(len(train), params.train.batch_size, group.size))
     scheduler = make_scheduler(params, optimizer, steps)
-    loss, acc = training.train_epoch(model, train, optimizer, scheduler, params,
-                                     torch.Generator().manual_seed(0), torch.device("cpu"), FP32,
-                                     False, group)
+    trainer = training.Trainer(net, optimizer, scheduler, torch.Generator().manual_seed(0), model)
+    run = training.Run(torch.device("cpu"), FP32, group, progress=False)
+    loss, acc = training.train_epoch(trainer, train, params, run)
     return net, loss, acc
 
 
@@ -354,8 +355,8 @@ def _fit_rank_main(rank: int, store: str, params, digits: tuple, out: str) -> No
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
                             timeout=timedelta(seconds=60))
     torch.set_num_threads(1)
-    state = training.fit(params, *digits, torch.device("cpu"), FP32, progress=False,
-                         group=Group(rank, 2, torch.device("cpu")))
+    run = training.Run(torch.device("cpu"), FP32, Group(rank, 2, torch.device("cpu")), progress=False)
+    state = training.fit(params, training.Splits(*digits), run)
     torch.save(state.best_state, Path(out) / f"fit{rank}.pt")
     dist.destroy_process_group()
 

@@ -6,11 +6,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_dvc.atomic import torch_save
+from mnist_dvc.device import FP32
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet, load_model
 from mnist_dvc.params import parse_params, with_overrides
-from mnist_dvc.training import fit
+from mnist_dvc.training import Run, Splits, fit
 
 
 def test_forward_returns_logits_of_shape_n_by_10():
@@ -164,7 +165,7 @@ def trained_model(tmp_path_factory, mnist_train, mnist_test, default_raw):
         "scheduler": "constant", "train.augment": False}))
     train, valid = mnist_train.take(torch.arange(1200)), mnist_train.take(torch.arange(1200, 1500))
     test = mnist_test.take(torch.arange(300))
-    state = fit(params, train, valid, test, torch.device("cpu"), progress=False)
+    state = fit(params, Splits(train, valid, test), Run(torch.device("cpu"), FP32, progress=False))
     path = tmp_path_factory.mktemp("model") / "model.pt"
     torch_save(state.best_state, path)
     return path, test
