@@ -2,8 +2,8 @@
 
 The course loads `hw7_<student id>_<name>.pth` into its own MyConvNet, whose forward ends in a
 softmax, and for each test image *samples* a label from that softmax instead of taking the argmax.
-Its expected score is the mean probability of the true label: a model trained with label smoothing
-puts about 0.9 there, so it loses points on images whose argmax is right. Multiplying the last
+Its expected score is the mean probability of the true label: label smoothing 0.1 trains that
+toward 0.91 (0.9 + 0.1/10), so the model loses points on images whose argmax is right. Multiplying the last
 layer's weight and bias by a factor T > 1 multiplies the logits by T: every argmax stays, the
 softmax sharpens, and the expected score rises to the argmax accuracy.
 """
