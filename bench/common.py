@@ -1,7 +1,6 @@
 """What the benchmarks share: the real MNIST files, the project's params, the machine, medians, JSON."""
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -11,7 +10,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from mnist_dvc import data, find_mnist
+from mnist_dvc import data, find_mnist, provenance
 from mnist_dvc.device import hardware, pick_device, resolve_precision
 from mnist_dvc.params import Params, parse_params, with_overrides
 
@@ -44,12 +43,11 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def machine(params: Params | None = None) -> dict:
-    """The CPU class and precision every figure depends on."""
+    """The CPU class and precision every figure depends on, and when and from which commit."""
     device = pick_device()
     record = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
               "hardware": hardware(device), "torch": torch.__version__,
-              "threads": torch.get_num_threads(),
-              "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")}
+              "threads": torch.get_num_threads(), **provenance.record(ROOT)}
     if params is not None:
         precision = resolve_precision(params.train.precision, device, warn=False)
         record["precision"] = f"{precision.dtype} ({precision.reason})"

@@ -17,14 +17,15 @@ from bench import common
 def child(epochs: int) -> None:
     import torch
 
-    from mnist_dvc.device import pick_device
-    from mnist_dvc.training import fit
+    from mnist_dvc.device import pick_device, resolve_precision
+    from mnist_dvc.training import Checkpointing, Run, Splits, fit
 
     params = common.project_params({"train.epochs": epochs})
     train, valid, test = common.load_splits(params)
     with tempfile.TemporaryDirectory() as tmp:
-        state = fit(params, train, valid, test, pick_device(), progress=False,
-                    checkpoint=Path(tmp) / "train.pt", fingerprint="bench")
+        device = pick_device()
+        run = Run(device, resolve_precision(params.train.precision, device, warn=False), progress=False)
+        state = fit(params, Splits(train, valid, test), run, Checkpointing(Path(tmp) / "train.pt", "bench"))
         torch.save(state.best_state, Path(tmp) / "model.pt")
 
 

@@ -7,10 +7,10 @@ and the training time (no DVC needed, nothing written).
 import time
 
 from bench import common, presets
-from mnist_dvc.device import pick_device
-from mnist_dvc.inference import FP32, evaluate
+from mnist_dvc.device import pick_device, resolve_precision
+from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet
-from mnist_dvc.training import fit
+from mnist_dvc.training import Run, Splits, fit
 
 
 def main() -> None:
@@ -24,12 +24,13 @@ def main() -> None:
     train, valid, test = common.load_splits(params)
     device = pick_device()
     started = time.perf_counter()
-    state = fit(params, train, valid, test, device, progress=False)
+    run = Run(device, resolve_precision(params.train.precision, device, warn=False), progress=False)
+    state = fit(params, Splits(train, valid, test), run)
     seconds = time.perf_counter() - started
     model = MyConvNet().to(device)
     model.load_state_dict(state.best_state)
-    # In fp32, as the evaluate stage and the course run the model, so the figure is the pipeline's.
-    test_loss, test_acc, _ = evaluate(model, test, FP32)
+    # As the evaluate stage computes it (fp32), so the figure is the pipeline's.
+    test_loss, test_acc, _ = evaluate(model, test)
     common.report(f"Preset {args.preset} on the full set", [
         ("overrides", presets.as_exp_run(overrides)),
         ("test accuracy (best-on-valid model)", f"{test_acc:.4f}"),

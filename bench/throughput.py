@@ -15,8 +15,7 @@ from bench import common
 from mnist_dvc.device import pick_device, resolve_precision
 from mnist_dvc.digits import Digits
 from mnist_dvc.model import MyConvNet
-from mnist_dvc.optimizers import make_optimizer, make_scheduler
-from mnist_dvc.training import batch_starts, train_epoch
+from mnist_dvc.training import Run, build, train_epoch
 
 
 class PerSampleDataset(Dataset):
@@ -51,18 +50,13 @@ def reference_images_per_second(digits: Digits, device) -> float:
 
 
 def ours_images_per_second(digits: Digits, params, device, precision) -> float:
-    torch.manual_seed(0)
-    model = MyConvNet().to(device).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(params, model)
-    steps_per_epoch = len(batch_starts(len(digits), params.train.batch_size))
-    scheduler = make_scheduler(params, optimizer, steps_per_epoch)
-    generator = torch.Generator().manual_seed(0)
+    run = Run(device, precision, progress=False)
+    trainer = build(params, len(digits), run)  # as fit builds it: channels_last, seeded
     on_device = Digits(digits.images.to(device), digits.labels.to(device))
-    train_epoch(model, on_device.take(torch.arange(4 * params.train.batch_size, device=device)),
-                optimizer, scheduler, params, generator, device, precision, progress=False)  # warm-up
+    warm_up = on_device.take(torch.arange(4 * params.train.batch_size, device=device))
+    train_epoch(trainer, warm_up, params, run)
     started = time.perf_counter()
-    train_epoch(model, on_device, optimizer, scheduler, params, generator, device, precision,
-                progress=False)
+    train_epoch(trainer, on_device, params, run)
     return len(digits) / (time.perf_counter() - started)
 
 

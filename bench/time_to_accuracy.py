@@ -20,8 +20,8 @@ class Reached(Exception):
 
 
 def child(target: float, started: float, overrides: dict) -> None:
-    from mnist_dvc.device import pick_device
-    from mnist_dvc.training import fit
+    from mnist_dvc.device import pick_device, resolve_precision
+    from mnist_dvc.training import Run, Splits, fit
 
     params = common.project_params({**presets.FAST, **overrides})
     train, valid, test = common.load_splits(params)
@@ -36,7 +36,9 @@ def child(target: float, started: float, overrides: dict) -> None:
             raise Reached
 
     with contextlib.suppress(Reached):
-        fit(params, train, valid, test, pick_device(), progress=False, on_epoch=check)
+        device = pick_device()
+        run = Run(device, resolve_precision(params.train.precision, device, warn=False), progress=False)
+        fit(params, Splits(train, valid, test), run, on_epoch=check)
     print("RESULT " + json.dumps(result))
 
 

@@ -11,7 +11,7 @@ import torch
 from mnist_dvc.atomic import atomic_dir
 from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.errors import MnistError
-from mnist_dvc.mnist import IDX_PREFIXES, IMAGE_SIZE, NUM_CLASSES, source_kind
+from mnist_dvc.mnist import IDX_PREFIXES, IDX_SETS, IMAGE_SIZE, NUM_CLASSES, source_kind
 from mnist_dvc.seed_files import read_seed_set
 
 # Largest file we accept after decompression: the 60k training images are 47,040,016 bytes.
@@ -71,11 +71,13 @@ def read_idx_gz(path: str | Path) -> torch.Tensor:
 def read_split(raw_dir: str | Path, prefix: str) -> Digits:
     """Read one of the two MNIST sets: prefix 'train' or 't10k'."""
     raw_dir = Path(raw_dir)
-    images = read_idx_gz(raw_dir / f"{prefix}-images-idx3-ubyte.gz")
-    labels = read_idx_gz(raw_dir / f"{prefix}-labels-idx1-ubyte.gz")
+    images_file, labels_file = IDX_SETS[prefix]
+    images = read_idx_gz(raw_dir / images_file)
+    labels = read_idx_gz(raw_dir / labels_file)
     if images.ndim != 3 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
-        raise MnistError(f"{prefix} images have shape {list(images.shape)}, expected [N, 28, 28]: "
-                         "the images and labels files are swapped or not MNIST; fetch again")
+        raise MnistError(f"{prefix} images have shape {list(images.shape)}, expected "
+                         f"[N, {IMAGE_SIZE}, {IMAGE_SIZE}]: the images and labels files are swapped "
+                         "or not MNIST; fetch again")
     if labels.ndim != 1:
         raise MnistError(f"{prefix} labels have shape {list(labels.shape)}, expected [N]: "
                          "the labels file is not MNIST; fetch again")

@@ -5,9 +5,7 @@ AVX512-BF16 or AMX); elsewhere oneDNN emulates it and a CPU trains about 5x slow
 """
 
 import contextlib
-import datetime
 import platform
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +58,9 @@ class Precision:
         return self.dtype == "bf16"
 
 
+FP32 = Precision("fp32", "fp32")
+
+
 def resolve_precision(choice: str, device: torch.device, warn: bool = True) -> Precision:
     """`auto` is bf16 where it is native to the device and fp32 elsewhere; an explicit choice is
     honoured, with a one-line warning when bf16 would be emulated (slow)."""
@@ -84,26 +85,9 @@ def autocast(device: torch.device, precision: Precision):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def git_commit() -> str:
-    """The checked-out commit, "-dirty" when tracked files differ from it (inside `dvc exp run`:
-    the experiment's params); "unknown" outside git."""
-    def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
-
-    try:
-        head = git("rev-parse", "--short=12", "HEAD")
-        if head.returncode:
-            return "unknown"
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty else "")
-
-
 def machine_record(device: torch.device, precision: Precision) -> dict:
-    """What timing.json says about where and when a run ran: the figures depend on it."""
+    """What timing.json says about where a run ran: the figures depend on it (when and from which
+    commit: provenance.py)."""
     return {"device": device.type, "hardware": hardware(device), "precision": precision.dtype,
             "precision_reason": precision.reason, "processor": platform.processor() or platform.machine(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
-            "git_commit": git_commit()}
+            "torch": torch.__version__, "threads": torch.get_num_threads()}

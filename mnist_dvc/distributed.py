@@ -159,16 +159,6 @@ class Group:
 SOLO = Group()
 
 
-def current() -> Group:
-    """The group this process trains in: the initialized process group, else SOLO."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return SOLO
-    device = pick_device()
-    if device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())
-    return Group(dist.get_rank(), dist.get_world_size(), device)
-
-
 def start(processes: int, timeout: timedelta = TIMEOUT) -> Group:
     """Join the process group torchrun set up (SOLO without torchrun). The world size must be
     `train.processes`, so params and dvc.lock say how the outputs were made."""

@@ -2,8 +2,8 @@
 
 The course loads `hw7_<student id>_<name>.pth` into its own MyConvNet, whose forward ends in a
 softmax, and for each test image *samples* a label from that softmax instead of taking the argmax.
-Its expected score is the mean probability of the true label: a model trained with label smoothing
-puts about 0.9 there, so it loses points on images whose argmax is right. Multiplying the last
+Its expected score is the mean probability of the true label: label smoothing 0.1 trains that
+toward 0.91 (0.9 + 0.1/10), so the model loses points on images whose argmax is right. Multiplying the last
 layer's weight and bias by a factor T > 1 multiplies the logits by T: every argmax stays, the
 softmax sharpens, and the expected score rises to the argmax accuracy.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from mnist_dvc.errors import MnistError
+from mnist_dvc.inference import accuracy
 
 LAST_LAYER = "fc.4"  # MyConvNet's (and the course's) Linear(98, 10)
 # Sharpening factors tried, smallest first. The rule: the smallest whose expected graded accuracy on
@@ -50,7 +51,7 @@ def sampled_accuracy_sd(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def choose_factor(valid_logits: torch.Tensor, valid_labels: torch.Tensor) -> float:
     """The sharpening factor, by the rule above FACTORS (valid data only: test never chooses)."""
-    argmax = (valid_logits.argmax(dim=1) == valid_labels).double().mean().item()
+    argmax = accuracy(valid_logits, valid_labels)
     scores = {t: sampled_accuracy(valid_logits * t, valid_labels) for t in FACTORS}
     for factor in FACTORS:
         if scores[factor] >= argmax - TOLERANCE:
@@ -92,7 +93,7 @@ def grade(valid: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, to
     result = {"factor": factor}
     for split, (logits, labels) in (("valid", valid), ("test", test)):
         result[split] = {
-            "argmax": (logits.argmax(dim=1) == labels).double().mean().item() if len(labels) else 0.0,
+            "argmax": accuracy(logits, labels),
             "sampled": sampled_accuracy(logits, labels),
             "sampled_sd": sampled_accuracy_sd(logits, labels),
             "handin_sampled": sampled_accuracy(logits * factor, labels),

@@ -6,7 +6,7 @@ anti-aliasing, and place it in 28×28 with its centre of mass where MNIST puts i
 the sub-pixel shift are one resampling, so the digit is blurred once, not twice.
 
 NumPy and Pillow, not torch: one small image at a time is faster single-threaded, and torch's
-thread pool on these tiny tensors stalled on a busy machine (10,000 images: 8.5 min instead of 1).
+thread pool on such tiny tensors waits on every other thread, which stalls on a busy machine.
 """
 
 import math
@@ -18,11 +18,12 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_dvc.errors import MnistError
+from mnist_dvc.mnist import IMAGE_SIZE
 
 FORMATS = ("PNG", "JPEG", "BMP")  # Pillow tries only these decoders: less surface for hostile files
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}  # what a folder is searched for (any case)
 MAX_PIXELS = 40_000_000  # a 12-megapixel phone photo is far below; a decompression bomb is not
-SIZE = 28  # MNIST's field
+SIZE = IMAGE_SIZE  # MNIST's field
 BOX = 20  # MNIST's digits fill a 20×20 box (longer side 20 in 9,997 of the 10,000 test images)
 # Where MNIST puts the centre of mass, in pixel indices (row, column): measured on the 10,000 test
 # digits, mean (13.99, 14.01), sd 0.29. Not 13.5, the field's geometric centre: MNIST shifted by

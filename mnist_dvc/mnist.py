@@ -16,6 +16,9 @@ IDX_FILES = {
 }
 IDX_PREFIXES = {"train": "train", "test": "t10k"}
 IDX_NAMES = tuple(IDX_FILES)
+# Per prefix, its (images, labels) file: the names above, images first.
+IDX_SETS = {prefix: tuple(name for name in IDX_NAMES if name.startswith(f"{prefix}-"))
+            for prefix in IDX_PREFIXES.values()}
 # The seed's own dataset: four tensors written with torch.save, (images, labels) per set.
 SEED_FILES = {"train": ("train_data.pth", "train_labels.pth"),
               "test": ("test_data.pth", "test_labels.pth")}

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+DVC_YAML = Path("dvc.yaml")  # the stages and every output they declare
+DVC_LOCK = Path("dvc.lock")
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
 MODEL = Path("models/model.pt")

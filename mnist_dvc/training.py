@@ -18,11 +18,11 @@ from tqdm import tqdm
 
 from mnist_dvc import checkpoint as checkpoints
 from mnist_dvc.augment import random_affine
-from mnist_dvc.device import Precision, autocast, resolve_precision
+from mnist_dvc.device import Precision, autocast
 from mnist_dvc.digits import Digits
-from mnist_dvc.distributed import SOLO, Group, current
+from mnist_dvc.distributed import SOLO, Group
 from mnist_dvc.errors import MnistError
-from mnist_dvc.inference import evaluate
+from mnist_dvc.inference import correct_count, evaluate
 from mnist_dvc.model import MyConvNet, as_input
 from mnist_dvc.optimizers import make_optimizer, make_scheduler
 from mnist_dvc.params import Params
@@ -51,10 +51,6 @@ def _cpu_state(model: torch.nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _bar_disabled(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress  # None: bars only on a terminal
-
-
 def batch_starts(n: int, batch_size: int, processes: int = 1) -> range:
     """Start of each (global) training batch. Each of `processes` trains a slice of every batch and
     needs two images (BatchNorm), so a last batch under 2 x processes images is dropped: in one
@@ -71,26 +67,116 @@ def training_loss(logits: torch.Tensor, labels: torch.Tensor, params: Params) ->
     return F.cross_entropy(scores, labels, label_smoothing=params.train.label_smoothing)
 
 
-def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
-                generator: torch.Generator, device: torch.device, precision: Precision,
-                progress: bool | None, group: Group = SOLO):
+@dataclass(frozen=True)
+class Splits:
+    """The three prepared sets a fit reads: it trains on `train`, selects on `valid`, and only
+    records `test`."""
+
+    train: Digits
+    valid: Digits
+    test: Digits
+
+    def to(self, device: torch.device) -> "Splits":
+        return Splits(*(Digits(d.images.to(device), d.labels.to(device))
+                        for d in (self.train, self.valid, self.test)))
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where and how a fit runs, as the caller decided it (what it trains is Params): the device,
+    the training precision (device.resolve_precision; evaluation is fp32 whatever this says), the
+    processes training together (SOLO: one), and progress bars (None: only on a terminal)."""
+
+    device: torch.device
+    precision: Precision
+    group: Group = SOLO
+    progress: bool | None = None
+
+    @property
+    def bars_disabled(self) -> bool | None:
+        if not self.group.is_main:
+            return True
+        return None if self.progress is None else not self.progress
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Save every finished epoch to `path`; resume from it only if it carries `fingerprint`."""
+
+    path: Path
+    fingerprint: str = ""
+
+
+@dataclass
+class Trainer:
+    """What the epochs step: the network (`model` is it, or its DDP wrapper), the optimizer and
+    its schedule, and the generator behind shuffling and augmentation."""
+
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
+    model: torch.nn.Module | None = None
+
+    def __post_init__(self):
+        self.model = self.model or self.net
+
+
+def build(params: Params, n_train: int, run: Run) -> Trainer:
+    """A fresh MyConvNet, its optimizer and schedule, all seeded from params.seed."""
+    torch.manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+    net = MyConvNet().to(run.device).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(params, net)
+    steps = len(batch_starts(n_train, params.train.batch_size, run.group.size))
+    return Trainer(net, optimizer, make_scheduler(params, optimizer, steps), generator)
+
+
+def resume(trainer: Trainer, checkpoint: Checkpointing | None, group: Group) -> FitState:
+    """The state after the checkpoint's last epoch, loaded into `trainer`; a fresh FitState when
+    there is no matching checkpoint. Rank 0 reads it and hands it to the others: no shared disk."""
+    if checkpoint is None:
+        return FitState()
+    blob = group.share(checkpoints.load(checkpoint.path, checkpoint.fingerprint)
+                       if group.is_main else None)
+    if blob is None:
+        return FitState()
+    trainer.net.load_state_dict(blob["model"])
+    trainer.optimizer.load_state_dict(blob["optimizer"])
+    trainer.scheduler.load_state_dict(blob["scheduler"])
+    trainer.generator.set_state(blob["generator"])
+    state = FitState(**blob["state"])
+    if group.is_main:
+        print(f"resuming from checkpoint {checkpoint.path} after epoch {state.epoch}")
+    return state
+
+
+def save(trainer: Trainer, state: FitState, checkpoint: Checkpointing) -> None:
+    checkpoints.save(checkpoint.path, checkpoint.fingerprint, {
+        "state": vars(state), "model": _cpu_state(trainer.net),
+        "optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict(),
+        "generator": trainer.generator.get_state()})
+
+
+def train_epoch(trainer: Trainer, train: Digits, params: Params, run: Run) -> tuple[float, float]:
     """One epoch; returns train loss and accuracy over all processes' images."""
-    t = params.train
+    t, group, device = params.train, run.group, run.device
     n = len(train)
-    order = torch.randperm(n, generator=generator).to(device)  # the same on every rank
-    augment_rng = generator if group.size == 1 else group.augment_generator(generator)
+    order = torch.randperm(n, generator=trainer.generator).to(device)  # the same on every rank
+    augment_rng = trainer.generator if group.size == 1 else group.augment_generator(trainer.generator)
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     loss_is_plain = t.label_smoothing == 0 and params.model.head == "logits"
+    model, optimizer = trainer.model, trainer.optimizer
     model.train()
     for start in tqdm(batch_starts(n, t.batch_size, group.size), desc="batches", leave=False,
-                      disable=_bar_disabled(progress)):
+                      disable=run.bars_disabled):
         index, weight = group.slice_batch(order[start:start + t.batch_size])
         x, y = as_input(train.images[index]), train.labels[index]
         if t.augment:
             x = random_affine(x, augment_rng)
-        with autocast(device, precision):
+        with autocast(device, run.precision):
             logits = model(x)
         logits = logits.float()
         loss = training_loss(logits, y, params)
@@ -99,108 +185,86 @@ def train_epoch(model, train: Digits, optimizer, scheduler, params: Params,
         (loss if weight == 1.0 else loss * weight).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
-        scheduler.step()
+        trainer.scheduler.step()
         # Logged loss is plain cross-entropy, comparable with valid/test whatever the training loss.
         plain = loss.detach() if loss_is_plain else F.cross_entropy(logits.detach(), y)
         total_loss += plain.detach() * len(index)
-        correct += (logits.argmax(dim=1) == y).sum()
+        correct += correct_count(logits, y)
         seen += len(index)
     total, right, seen = group.sum([total_loss.item(), correct.item(), seen])
     return total / seen, right / seen
 
 
-def _evaluate(model, digits: Digits, precision: Precision, group: Group) -> tuple[float, float]:
-    """Loss and accuracy of `digits`; under torchrun each rank evaluates its shard, then they sum."""
+def _evaluate(model, digits: Digits, group: Group) -> tuple[float, float]:
+    """Loss and accuracy of `digits` (in fp32, as inference.py decides for every evaluation); under
+    torchrun each rank evaluates its shard, then they sum."""
     if group.size == 1:
-        loss, acc, _ = evaluate(model, digits, precision)
+        loss, acc, _ = evaluate(model, digits)
         return loss, acc
     part = group.shard(len(digits))
     shard = Digits(digits.images[part], digits.labels[part])
-    loss, _, predicted = evaluate(model, shard, precision)
+    loss, _, predicted = evaluate(model, shard)
     right = (predicted == shard.labels.cpu()).sum().item()
     total, right, n = group.sum([loss * len(shard), right, len(shard)])
     return total / n, right / n
 
 
-def fit(params: Params, train: Digits, valid: Digits, test: Digits, device: torch.device,
-        precision: Precision | None = None, checkpoint: Path | None = None, fingerprint: str = "",
-        progress: bool | None = None, on_epoch=None, group: Group | None = None) -> FitState:
+def select(state: FitState, record: dict, net: torch.nn.Module, group: Group) -> None:
+    """Append the epoch's record; keep its weights if it is the best on valid so far (rank 0
+    decides for all), else count it stale."""
+    state.history.append(record)
+    state.epoch = record["epoch"]
+    valid_acc, valid_loss = record["valid_acc"], record["valid_loss"]
+    if group.decide(state.is_better(valid_acc, valid_loss)):
+        state.best_epoch, state.best_valid_acc, state.best_valid_loss = state.epoch, valid_acc, valid_loss
+        state.best_state, state.stale = _cpu_state(net), 0
+    else:
+        state.stale += 1
+
+
+def fit(params: Params, splits: Splits, run: Run, checkpoint: Checkpointing | None = None,
+        on_epoch=None) -> FitState:
     """Train MyConvNet; keep the best-on-valid weights; stop after `patience` stale epochs.
 
     The test set is evaluated each epoch for the curves only: it never influences selection.
     With `checkpoint`, every finished epoch is saved there and a matching one is resumed.
     `on_epoch(state)` is called after each epoch with the FitState so far (the train stage writes
-    the live metrics files with it; benchmarks watch the accuracy).
-    `group`: the processes training together (default: the initialized process group, else one);
+    the live metrics files with it; benchmarks watch the accuracy). Under torchrun (`run.group`),
     rank 0 alone loads and saves the checkpoint, prints and calls `on_epoch`.
     """
-    group = group or current()
-    main = group.is_main
-    if not main:
-        progress = False
-    t = params.train
-    if t.batch_size > len(train):
+    t, group = params.train, run.group
+    if t.batch_size > len(splits.train):
         raise MnistError(f"train.batch_size = {t.batch_size} is larger than the training set "
-                         f"({len(train)} images): lower train.batch_size")
-    precision = precision or resolve_precision(t.precision, device, warn=False)
-    torch.manual_seed(params.seed)
-    generator = torch.Generator().manual_seed(params.seed)
-    net = MyConvNet().to(device).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(params, net)
-    scheduler = make_scheduler(params, optimizer,
-                               len(batch_starts(len(train), t.batch_size, group.size)))
-    train, valid, test = (Digits(d.images.to(device), d.labels.to(device))
-                          for d in (train, valid, test))
-
-    state = FitState()
-    blob = None
-    if checkpoint:  # rank 0 reads it and hands it to the others: no shared disk needed
-        blob = group.share(checkpoints.load(checkpoint, fingerprint) if main else None)
-    if blob is not None:
-        state = FitState(**blob["state"])
-        net.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
-        scheduler.load_state_dict(blob["scheduler"])
-        generator.set_state(blob["generator"])
-        if main:
-            print(f"resuming from checkpoint {checkpoint} after epoch {state.epoch}")
-    model = group.wrap(net)
+                         f"({len(splits.train)} images): lower train.batch_size")
+    trainer = build(params, len(splits.train), run)
+    data = splits.to(run.device)
+    state = resume(trainer, checkpoint, group)
+    trainer.model = group.wrap(trainer.net)
 
     epochs = tqdm(range(state.epoch + 1, t.epochs + 1), desc="epochs", initial=state.epoch,
-                  total=t.epochs, disable=_bar_disabled(progress))
+                  total=t.epochs, disable=run.bars_disabled)
     for epoch in epochs:
         if state.stale >= t.patience:
             break
         started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(model, train, optimizer, scheduler, params,
-                                            generator, device, precision, progress, group)
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_epoch(trainer, data.train, params, run)
         if not math.isfinite(train_loss):
             kept = (f"the best model so far (epoch {state.best_epoch}) is kept in the checkpoint"
                     if checkpoint and state.best_epoch else "no finished epoch was saved")
             raise MnistError(f"training loss became {train_loss} in epoch {epoch}: lower train.lr "
                              f"(now {t.lr}); {kept}")
-        group.average_buffers(net)
-        valid_loss, valid_acc = _evaluate(net, valid, precision, group)
-        test_loss, test_acc = _evaluate(net, test, precision, group)
+        group.average_buffers(trainer.net)
+        valid_loss, valid_acc = _evaluate(trainer.net, data.valid, group)
+        test_loss, test_acc = _evaluate(trainer.net, data.test, group)
         state.seconds += time.perf_counter() - started
-        record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                  "valid_loss": valid_loss, "valid_acc": valid_acc,
-                  "test_loss": test_loss, "test_acc": test_acc}
-        state.history.append(record)
-        state.epoch = epoch
-        if group.decide(state.is_better(valid_acc, valid_loss)):  # rank 0 decides for all
-            state.best_epoch, state.best_valid_acc, state.best_valid_loss = epoch, valid_acc, valid_loss
-            state.best_state, state.stale = _cpu_state(net), 0
-        else:
-            state.stale += 1
-        if checkpoint and main:
-            checkpoints.save(checkpoint, fingerprint, {
-                "state": vars(state), "model": _cpu_state(net),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "generator": generator.get_state()})
+        select(state, {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                       "valid_loss": valid_loss, "valid_acc": valid_acc,
+                       "test_loss": test_loss, "test_acc": test_acc}, trainer.net, group)
+        if checkpoint and group.is_main:
+            save(trainer, state, checkpoint)
         group.barrier()  # no rank starts the next epoch before this one is saved
-        if main:
+        if group.is_main:
             epochs.write(f"epoch {epoch:3d}  lr {lr:.2e}  train {train_loss:.4f}/{train_acc:.4f}  "
                          f"valid {valid_loss:.4f}/{valid_acc:.4f}  test {test_loss:.4f}/{test_acc:.4f}")
             if on_epoch:

@@ -2,8 +2,9 @@
 and after the hand-in's sharpening; calibration (NLL, ECE, reliability bins) of both; loss,
 per-class precision/recall/F1, confusion data.
 
-In fp32 whatever train.precision says: the course runs the model in fp32, and the hand-in command
-(commands/handin.py) must choose the same sharpening factor from the same numbers.
+In fp32 whatever train.precision says (inference.py decides that for every evaluation): the course
+runs the model in fp32, and the hand-in command must choose the same sharpening factor from the
+same numbers.
 """
 
 from mnist_dvc import calibration, handin, metrics_files, paths

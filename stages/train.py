@@ -4,14 +4,14 @@ With train.processes > 1 it relaunches itself under torchrun (see mnist_dvc/dist
 process trains, rank 0 alone writes.
 """
 
-from mnist_dvc import distributed, metrics_files, paths
+from mnist_dvc import distributed, metrics_files, paths, provenance
 from mnist_dvc.atomic import restored_on_failure, torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
 from mnist_dvc.device import machine_record, pick_device, resolve_precision
 from mnist_dvc.digits import load_digits
 from mnist_dvc.params import load_params
-from mnist_dvc.training import FitState, fit
+from mnist_dvc.training import Checkpointing, FitState, Run, Splits, fit
 
 
 def main() -> None:
@@ -46,18 +46,19 @@ def train_on(params, group: distributed.Group) -> None:
     fingerprint = run_fingerprint(params, [paths.prepared(s) for s in splits], device)
     live = (paths.HISTORY, paths.TRAIN_METRICS) if main else ()
     with restored_on_failure(*live):
-        state = fit(params, train, valid, test, device, precision, checkpoint=paths.CHECKPOINT,
-                    fingerprint=fingerprint, group=group,
+        state = fit(params, Splits(train, valid, test), Run(device, precision, group),
+                    Checkpointing(paths.CHECKPOINT, fingerprint),
                     on_epoch=write_live_metrics if main else None)
     if main:
         torch_save(state.best_state, paths.MODEL)
         write_live_metrics(state)
-        # Wall time of the epoch loop (per-epoch evaluation included) and the machine it ran on:
-        # the only outputs that depend on the machine.
+        # Wall time of the epoch loop (per-epoch evaluation included), the machine it ran on (the
+        # only outputs that depend on it), and when and from which commit.
         metrics_files.write_json(paths.TIMING, {"train_seconds": state.seconds,
                                           "seconds_per_epoch": state.seconds / len(state.history),
                                           "processes": group.size,
-                                          **machine_record(device, precision)})
+                                          **machine_record(device, precision),
+                                          **provenance.record()})
         paths.CHECKPOINT.unlink(missing_ok=True)
         print(f"train: best valid accuracy {state.best_valid_acc:.4f} at epoch {state.best_epoch} "
               f"of {state.epoch}, {state.seconds:.0f} s")

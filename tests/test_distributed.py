@@ -23,10 +23,11 @@ from repo_helpers import ROOT, env_with, make_repo, run
 
 from mnist_dvc import distributed, training
 from mnist_dvc.augment import random_affine
+from mnist_dvc.device import FP32
 from mnist_dvc.digits import Digits
 from mnist_dvc.distributed import SOLO, Group
 from mnist_dvc.errors import MnistError
-from mnist_dvc.inference import FP32, evaluate
+from mnist_dvc.inference import evaluate
 from mnist_dvc.metrics_files import parse_csv
 from mnist_dvc.optimizers import make_optimizer, make_scheduler
 from stages import train as train_stage
@@ -179,9 +180,10 @@ def _augmented_epochs(params, train: Digits, group: Group, monkeypatch):
     steps = len(training.batch_starts(len(train), params.train.batch_size, group.size))
     scheduler = make_scheduler(params, optimizer, steps)
     generator = torch.Generator().manual_seed(params.seed)
+    trainer = training.Trainer(net, optimizer, scheduler, generator)
+    run = training.Run(torch.device("cpu"), FP32, group, progress=False)
     for _ in range(2):
-        training.train_epoch(net, train, optimizer, scheduler, params, generator,
-                             torch.device("cpu"), FP32, False, group)
+        training.train_epoch(trainer, train, params, run)
     return batches, generator.get_state()
 
 
@@ -363,9 +365,9 @@ def _train_one_epoch(params, train: Digits, group: Group):
     optimizer = make_optimizer(params, net)
     steps = len(training.batch_starts(len(train), params.train.batch_size, group.size))
     scheduler = make_scheduler(params, optimizer, steps)
-    loss, acc = training.train_epoch(model, train, optimizer, scheduler, params,
-                                     torch.Generator().manual_seed(0), torch.device("cpu"), FP32,
-                                     False, group)
+    trainer = training.Trainer(net, optimizer, scheduler, torch.Generator().manual_seed(0), model)
+    run = training.Run(torch.device("cpu"), FP32, group, progress=False)
+    loss, acc = training.train_epoch(trainer, train, params, run)
     return net, loss, acc
 
 
@@ -375,7 +377,7 @@ def _rank_main(rank: int, store: str, params, train: Digits, valid: Digits, out:
     torch.set_num_threads(1)
     group = Group(rank, 2, torch.device("cpu"))
     net, loss, acc = _train_one_epoch(params, train, group)
-    valid_loss, valid_acc = training._evaluate(net, valid, FP32, group)
+    valid_loss, valid_acc = training._evaluate(net, valid, group)
 
     bn = torch.nn.BatchNorm2d(3)
     bn.running_mean.fill_(float(rank))
@@ -401,7 +403,7 @@ def test_two_ranks_train_and_evaluate_like_one_process(tmp_path, make_params, mn
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
     net, loss, acc = _train_one_epoch(params, train, SOLO)
-    valid_loss, valid_acc, _ = evaluate(net, valid, FP32)
+    valid_loss, valid_acc, _ = evaluate(net, valid)
     for result in ranks:
         for key, value in net.state_dict().items():
             torch.testing.assert_close(result["state"][key], value, rtol=1e-4, atol=1e-5)
@@ -418,8 +420,8 @@ def _fit_rank_main(rank: int, store: str, params, digits: tuple, out: str) -> No
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
                             timeout=timedelta(seconds=60))
     torch.set_num_threads(1)
-    state = training.fit(params, *digits, torch.device("cpu"), FP32, progress=False,
-                         group=Group(rank, 2, torch.device("cpu")))
+    run = training.Run(torch.device("cpu"), FP32, Group(rank, 2, torch.device("cpu")), progress=False)
+    state = training.fit(params, training.Splits(*digits), run)
     torch.save(state.best_state, Path(out) / f"fit{rank}.pt")
     dist.destroy_process_group()
 

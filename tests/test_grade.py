@@ -19,11 +19,12 @@ from mnist_dvc import calibration, course, find_mnist, metrics_files, paths
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.cli import run_command, run_stage
 from mnist_dvc.course import CourseConvNet, course_grade
+from mnist_dvc.device import FP32
 from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.inference import logits_of
 from mnist_dvc.model import MyConvNet, load_model
 from mnist_dvc.params import parse_params, with_overrides
-from mnist_dvc.training import fit
+from mnist_dvc.training import Run, Splits, fit
 from stages import evaluate as evaluate_stage
 
 HANDIN = "hw7_21000000_zhangsan.pth"
@@ -40,7 +41,7 @@ def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
     train = mnist_train.take(torch.arange(2000))
     valid = mnist_train.take(torch.arange(2000, 3000))
     test = mnist_test.take(torch.arange(500))
-    state = fit(params, train, valid, test, torch.device("cpu"), progress=False)
+    state = fit(params, Splits(train, valid, test), Run(torch.device("cpu"), FP32, progress=False))
     root = tmp_path_factory.mktemp("project")
     write_params(root, {})
     torch_save(state.best_state, root / paths.MODEL)

@@ -11,11 +11,12 @@ from mnist_dvc import handin, paths
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.cli import run_command
 from mnist_dvc.course import CourseConvNet, course_grade, course_inputs, load_course_net
+from mnist_dvc.device import FP32
 from mnist_dvc.digits import save_digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import logits_of
 from mnist_dvc.model import MyConvNet, load_model
-from mnist_dvc.training import fit
+from mnist_dvc.training import Run, Splits, fit
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
     train = mnist_train.take(torch.arange(6000))
     valid = mnist_train.take(torch.arange(6000, 8000))
     test = mnist_test.take(torch.arange(2000))
-    state = fit(params, train, valid, test, torch.device("cpu"), progress=False)
+    state = fit(params, Splits(train, valid, test), Run(torch.device("cpu"), FP32, progress=False))
     root = tmp_path_factory.mktemp("project")
     torch_save(state.best_state, root / paths.MODEL)
     save_digits(valid, root / paths.prepared("valid"))

@@ -7,11 +7,12 @@ from torch import nn
 
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.course import CourseConvNet, course_inputs, load_course_net
+from mnist_dvc.device import FP32
 from mnist_dvc.errors import MnistError
-from mnist_dvc.inference import FP32, evaluate
+from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet, load_model
 from mnist_dvc.params import parse_params, with_overrides
-from mnist_dvc.training import fit
+from mnist_dvc.training import Run, Splits, fit
 
 
 def test_forward_returns_logits_of_shape_n_by_10():
@@ -165,7 +166,7 @@ def trained_model(tmp_path_factory, mnist_train, mnist_test, default_raw):
         "scheduler": "constant", "train.augment": False}))
     train, valid = mnist_train.take(torch.arange(1200)), mnist_train.take(torch.arange(1200, 1500))
     test = mnist_test.take(torch.arange(300))
-    state = fit(params, train, valid, test, torch.device("cpu"), progress=False)
+    state = fit(params, Splits(train, valid, test), Run(torch.device("cpu"), FP32, progress=False))
     path = tmp_path_factory.mktemp("model") / "model.pt"
     torch_save(state.best_state, path)
     return path, test
@@ -179,7 +180,7 @@ def test_seed_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trai
     class lacks, or evaluate scoring images prepared differently from the seed's float tensors."""
     path, test = trained_model
     seed_net = SeedConvNet()
-    seed_net.load_state_dict(torch.load(path))  # exactly the seed's call
+    seed_net.load_state_dict(torch.load(path, weights_only=True))  # the seed's call (torch >= 2.6 default)
     seed_net.eval()
     test_data = test.images.float().div(255).unsqueeze(1)  # the seed's (N, 1, 28, 28) in [0, 1]
     predicted = []
@@ -190,7 +191,7 @@ def test_seed_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trai
     predicted = torch.tensor(predicted)
     seed_accuracy = (predicted == test.labels).sum().item() / len(test)
 
-    _, accuracy, project_predicted = evaluate(load_model(path), test, FP32)
+    _, accuracy, project_predicted = evaluate(load_model(path), test)
     assert seed_accuracy == accuracy
     assert torch.equal(predicted, project_predicted)
     assert 0.5 < accuracy < 1  # a trained model, not a constant guess
@@ -201,7 +202,7 @@ def test_seed_class_output_is_the_softmax_of_myconvnet_logits(trained_model):
     Catches any transform MyConvNet.forward adds or drops relative to the seed's forward."""
     path, test = trained_model
     seed_net, project = SeedConvNet(), load_model(path)
-    seed_net.load_state_dict(torch.load(path))
+    seed_net.load_state_dict(torch.load(path, weights_only=True))
     seed_net.eval()
     x = test.images[:16].float().div(255).unsqueeze(1)
     with torch.no_grad():

@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_dvc import classify, inference, training
+from mnist_dvc.device import FP32
 from mnist_dvc.digits import Digits
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.params import parse_params, with_overrides
@@ -29,9 +30,9 @@ def model(default_raw, mnist_train, mnist_test):
     params = parse_params(with_overrides(default_raw, {
         "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32", "scheduler": "constant",
         "train.augment": False, "train.label_smoothing": 0.0}))
-    state = training.fit(params, mnist_train.take(torch.arange(5000)),
-                         mnist_train.take(torch.arange(5000, 5500)), mnist_test.take(torch.arange(50)),
-                         CPU, progress=False)
+    splits = training.Splits(mnist_train.take(torch.arange(5000)),
+                             mnist_train.take(torch.arange(5000, 5500)), mnist_test.take(torch.arange(50)))
+    state = training.fit(params, splits, training.Run(CPU, FP32, progress=False))
     net = MyConvNet()
     net.load_state_dict(state.best_state)
     return net.eval()

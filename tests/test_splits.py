@@ -18,6 +18,7 @@ from commands import handin as handin_stage
 from mnist_dvc import handin, paths, training
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.cli import run_stage
+from mnist_dvc.device import FP32
 from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.inference import logits_of
 from mnist_dvc.model import MyConvNet
@@ -47,7 +48,7 @@ def model_and_splits(mnist_train, mnist_test, default_raw):
     valid = mnist_train.take(torch.arange(3000, 4000))
     other_valid = mnist_train.take(torch.arange(4000, 5000))
     test = mnist_test.take(torch.arange(1000))
-    state = training.fit(params, train, valid, test, CPU, progress=False)
+    state = training.fit(params, training.Splits(train, valid, test), training.Run(CPU, FP32, progress=False))
     model = MyConvNet()
     model.load_state_dict(state.best_state)
     return model.eval(), valid, other_valid, test
@@ -148,13 +149,14 @@ def test_best_epoch_is_chosen_on_valid_only(make_params, mnist_train, monkeypatc
         seen = {len(valid): 0, len(test): 0}
         curves = {len(valid): valid_curve, len(test): test_curve}
 
-        def scripted(model, digits, precision, group):
+        def scripted(model, digits, group):
             accuracy = curves[len(digits)][seen[len(digits)]]
             seen[len(digits)] += 1
             return 1.0 - accuracy, accuracy  # loss falls as accuracy rises, on both splits
 
         monkeypatch.setattr(training, "_evaluate", scripted)
-        result = training.fit(params, train, valid, test, CPU, progress=False)
+        result = training.fit(params, training.Splits(train, valid, test),
+                              training.Run(CPU, FP32, progress=False))
         assert seen == {len(valid): 6, len(test): 6}
         return result.best_epoch, result.best_valid_acc
 

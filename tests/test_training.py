@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mnist_dvc import augment, checkpoint, inference, optimizers, training
+from mnist_dvc.device import resolve_precision
 from mnist_dvc.digits import Digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.model import MyConvNet, as_input
@@ -20,6 +21,13 @@ def tiny(mnist_train, mnist_test):
     """600 train, 300 valid, 300 test real digits (test from the MNIST test file: not valid)."""
     return (mnist_train.take(torch.arange(600)), mnist_train.take(torch.arange(600, 900)),
             mnist_test.take(torch.arange(300)))
+
+
+def fit(params, train, valid, test, checkpoint=None, fingerprint="", on_epoch=None):
+    """training.fit as the train stage calls it, on the CPU: the precision resolved from params."""
+    run = training.Run(CPU, resolve_precision(params.train.precision, CPU, warn=False), progress=False)
+    saving = training.Checkpointing(checkpoint, fingerprint) if checkpoint else None
+    return training.fit(params, training.Splits(train, valid, test), run, saving, on_epoch)
 
 
 def valid_best_epoch(history: list[dict]) -> int:
@@ -105,7 +113,7 @@ def test_predict_uses_argmax_and_mean_loss(tiny):
 
 def test_tiny_training_run_learns(make_params, tiny):
     # Bugs caught: no learning; history fields renamed; best_state not the selected epoch's weights.
-    result = training.fit(quick(make_params), *tiny, CPU, progress=False)
+    result = fit(quick(make_params), *tiny)
     assert result.epoch == 2 and len(result.history) == 2
     # 2 epochs on 600 digits reach about 0.9 on valid; chance is 0.1. Under 0.8 the optimizer did
     # not step, the gradient was lost, or labels and images were paired wrongly.
@@ -139,18 +147,28 @@ def layer_dtypes():
 @pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
 def test_precision_is_the_dtype_layers_run_in(make_params, tiny, layer_dtypes, precision, dtype):
     # Bugs caught: train.precision ignored by fit (bf16 chosen but autocast never entered, or
-    # entered for fp32), or training and per-epoch evaluation running in different precisions.
+    # entered for fp32); the per-epoch evaluations (eval mode) run in the training precision
+    # instead of fp32, so the epoch selected on valid and the history's test accuracy are not
+    # what the evaluate stage (fp32) computes from the same weights.
     params = quick(make_params, scheduler="constant",
                    **{"train.augment": True, "train.precision": precision, "train.epochs": 1})
-    result = training.fit(params, *tiny, CPU, progress=False)
+    result = fit(params, *tiny)
     assert math.isfinite(result.history[0]["train_loss"]) and result.best_valid_acc > 0.2
-    assert layer_dtypes == {(True, dtype), (False, dtype)}
+    assert layer_dtypes == {(True, dtype), (False, torch.float32)}
+    model = MyConvNet()
+    model.load_state_dict(result.best_state)
+    record = result.history[0]
+    for split, digits in (("valid", tiny[1]), ("test", tiny[2])):
+        loss, accuracy, _ = inference.evaluate(model, digits)  # as the evaluate stage scores it
+        # bf16 logits move the loss by about 1e-3; fp32 in another memory layout by under 1e-7.
+        assert loss == pytest.approx(record[f"{split}_loss"], rel=1e-5), split
+        assert accuracy == record[f"{split}_acc"], split
 
 
 def test_same_seed_same_result(make_params, tiny):
     params = quick(make_params, **{"train.epochs": 1})
-    a = training.fit(params, *tiny, CPU, progress=False)
-    b = training.fit(params, *tiny, CPU, progress=False)
+    a = fit(params, *tiny)
+    b = fit(params, *tiny)
     assert a.history == b.history
     assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
 
@@ -166,7 +184,7 @@ def test_early_stopping_selects_on_valid_never_on_test(make_params, mnist_train)
     contrary = Digits(valid.images, (valid.labels + 1) % 10)
     params = quick(make_params, scheduler="constant", **{"train.epochs": 40, "train.patience": 2,
                                                           "train.batch_size": 50})
-    result = training.fit(params, train, valid, contrary, CPU, progress=False)
+    result = fit(params, train, valid, contrary)
     history = result.history
     stale = result.epoch - result.best_epoch
     assert result.epoch < 40 and stale == 2, f"stopped {stale} epochs after the best; patience is 2"
@@ -191,14 +209,14 @@ def test_one_image_last_batch_is_skipped_and_schedule_counts_the_steps_taken(mak
     train = Digits(torch.cat([train.images, train.images[:1]]), torch.cat([train.labels, train.labels[:1]]))
     params = quick(make_params, **{"train.batch_size": 50, "scheduler": "steplr",
                                    "steplr.step_size": 1, "steplr.gamma": 0.5})
-    history = training.fit(params, train, tiny[1], tiny[2], CPU, progress=False).history
+    history = fit(params, train, tiny[1], tiny[2]).history
     # Epoch 2 starts at half the lr only if an epoch was counted as the 12 steps actually taken.
     assert [record["lr"] for record in history] == pytest.approx([params.train.lr, params.train.lr / 2])
 
 
 def test_batch_larger_than_train_set(make_params, tiny):
     with pytest.raises(MnistError, match=r"train.batch_size = 1000 is larger than the training set \(600"):
-        training.fit(quick(make_params, **{"train.batch_size": 1000}), *tiny, CPU, progress=False)
+        fit(quick(make_params, **{"train.batch_size": 1000}), *tiny)
 
 
 def test_diverging_loss_stops_and_names_epoch(make_params, tiny, tmp_path):
@@ -206,7 +224,7 @@ def test_diverging_loss_stops_and_names_epoch(make_params, tiny, tmp_path):
     params = quick(make_params, optimizer="sgdm", scheduler="constant", **{"train.lr": 1e12})
     with pytest.raises(MnistError, match=r"training loss became (nan|inf) in epoch 1: lower train.lr"
                                          r" \(now 1000000000000.0\); no finished epoch was saved$"):
-        training.fit(params, *tiny, CPU, checkpoint=tmp_path / "ckpt.pt", progress=False)
+        fit(params, *tiny, checkpoint=tmp_path / "ckpt.pt")
     assert not (tmp_path / "ckpt.pt").exists()
 
 
@@ -227,15 +245,14 @@ def test_nan_after_a_good_epoch_keeps_its_best_model_in_the_checkpoint(make_para
     train = Digits(tiny[0].images[:250], tiny[0].labels[:250])
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(MnistError) as error:
-        training.fit(params, train, *tiny[1:], CPU, checkpoint=ckpt, fingerprint="f", progress=False)
+        fit(params, train, *tiny[1:], checkpoint=ckpt, fingerprint="f")
     assert re.fullmatch(r"training loss became (nan|inf) in epoch 2: lower train.lr \(now 0.07\); "
                         r"the best model so far \(epoch 1\) is kept in the checkpoint", str(error.value))
     assert ckpt.is_file()
     saved = torch.load(ckpt, weights_only=True)
     assert saved["state"]["epoch"] == 1 and saved["state"]["best_epoch"] == 1
     # Epoch 1 alone (same params and data, one epoch): the warm-up does not depend on train.epochs.
-    one = training.fit(quick(make_params, **NAN_IN_EPOCH_TWO, **{"train.epochs": 1}), train,
-                       *tiny[1:], CPU, progress=False)
+    one = fit(quick(make_params, **NAN_IN_EPOCH_TWO, **{"train.epochs": 1}), train, *tiny[1:])
     assert saved["state"]["history"] == one.history
     assert set(saved["state"]["best_state"]) == set(one.best_state)
     assert all(torch.equal(saved["state"]["best_state"][k], one.best_state[k]) for k in one.best_state)
@@ -248,7 +265,7 @@ class Stop(Exception):
 
 def test_resume_after_interrupt_equals_uninterrupted_run(make_params, tiny, tmp_path):
     params = quick(make_params, **{"train.epochs": 3})
-    full = training.fit(params, *tiny, CPU, progress=False)
+    full = fit(params, *tiny)
 
     checkpoint = tmp_path / "ckpt.pt"
 
@@ -257,11 +274,10 @@ def test_resume_after_interrupt_equals_uninterrupted_run(make_params, tiny, tmp_
             raise Stop
 
     with pytest.raises(Stop):
-        training.fit(params, *tiny, CPU, checkpoint=checkpoint, fingerprint="a",
-                     progress=False, on_epoch=stop_after_two)
+        fit(params, *tiny, checkpoint=checkpoint, fingerprint="a", on_epoch=stop_after_two)
     epochs_seen = []
-    resumed = training.fit(params, *tiny, CPU, checkpoint=checkpoint, fingerprint="a",
-                           progress=False, on_epoch=lambda s: epochs_seen.append(s.epoch))
+    resumed = fit(params, *tiny, checkpoint=checkpoint, fingerprint="a",
+                  on_epoch=lambda s: epochs_seen.append(s.epoch))
     assert epochs_seen == [3]
     assert resumed.history == full.history
     assert all(torch.equal(resumed.best_state[k], full.best_state[k]) for k in full.best_state)
@@ -270,11 +286,10 @@ def test_resume_after_interrupt_equals_uninterrupted_run(make_params, tiny, tmp_
 def test_checkpoint_from_other_params_is_ignored(make_params, tiny, tmp_path, capsys):
     checkpoint = tmp_path / "ckpt.pt"
     params = quick(make_params, **{"train.epochs": 1})
-    training.fit(params, *tiny, CPU, checkpoint=checkpoint, fingerprint="old", progress=False)
+    fit(params, *tiny, checkpoint=checkpoint, fingerprint="old")
     capsys.readouterr()
     seen = []
-    training.fit(params, *tiny, CPU, checkpoint=checkpoint, fingerprint="new", progress=False,
-                 on_epoch=lambda s: seen.append(s.epoch))
+    fit(params, *tiny, checkpoint=checkpoint, fingerprint="new", on_epoch=lambda s: seen.append(s.epoch))
     assert "ignoring checkpoint" in capsys.readouterr().out and seen == [1]
 
 
@@ -339,7 +354,7 @@ def small(mnist_train, mnist_test):
 def small_fit(make_params, small, settings: dict) -> list[dict]:
     key = tuple(sorted(settings.items()))
     if key not in _fits:
-        _fits[key] = training.fit(make_params(**settings), *small, CPU, progress=False).history
+        _fits[key] = fit(make_params(**settings), *small).history
     return _fits[key]
 
 
@@ -398,7 +413,7 @@ def test_patience_stops_after_that_many_stale_epochs(make_params, small, monkeyp
     script = [0.5, 0.7, 0.6, 0.7, 0.65, 0.8] + [0.5] * 6
     valid_epochs = []
 
-    def scripted(model, digits, precision, group):
+    def scripted(model, digits, group):
         if digits.images.data_ptr() != small[1].images.data_ptr():
             return 1.0, 0.5  # test: never consulted for selection
         valid_epochs.append(1)
@@ -407,6 +422,6 @@ def test_patience_stops_after_that_many_stale_epochs(make_params, small, monkeyp
     monkeypatch.setattr(training, "_evaluate", scripted)
     params = make_params(**{**SMALL, "train.epochs": 12, "train.patience": patience,
                             "train.augment": False})
-    result = training.fit(params, *small, CPU, progress=False)
+    result = fit(params, *small)
     assert result.epoch == epochs_run, f"patience {patience}: stopped after epoch {result.epoch}"
     assert result.best_epoch == (2 if patience < 4 else 6)
