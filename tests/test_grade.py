@@ -36,7 +36,7 @@ def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
     (1,000 valid, 500 test), the evaluate stage and the hand-in command."""
     params = parse_params(with_overrides(default_raw, {
         "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
-        "scheduler": "constant", "train.augment": False}))
+        "scheduler": "constant", "train.lr": 0.002, "train.augment": False}))
     assert params.train.label_smoothing == 0.1
     train = mnist_train.take(torch.arange(2000))
     valid = mnist_train.take(torch.arange(2000, 3000))

@@ -163,7 +163,7 @@ def trained_model(tmp_path_factory, mnist_train, mnist_test, default_raw):
     after one epoch on 1,200 real digits; with 300 real test digits."""
     params = parse_params(with_overrides(default_raw, {
         "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
-        "scheduler": "constant", "train.augment": False}))
+        "scheduler": "constant", "train.lr": 0.002, "train.augment": False}))
     train, valid = mnist_train.take(torch.arange(1200)), mnist_train.take(torch.arange(1200, 1500))
     test = mnist_test.take(torch.arange(300))
     state = fit(params, Splits(train, valid, test), Run(torch.device("cpu"), FP32, progress=False))

@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # out here, independently of provenance.pipeline_outputs, so a wrong reading of dvc.yaml shows.
 TRACKED_OUTPUTS = ["dvc.lock", "metrics/train.json", "metrics/timing.json", "metrics/history.csv",
                    "metrics/test.json", "metrics/classes.csv", "metrics/predictions.csv",
-                   "figures/curves.png", "figures/confusion.png", "figures/misclassified.png",
-                   "reports/run.md"]
+                   "metrics/calibration.csv", "figures/curves.png", "figures/confusion.png",
+                   "figures/misclassified.png", "figures/reliability.png", "reports/run.md"]
 # Tracked files `dvc repro` does not write (reports/comparison.md sits beside an output but is
-# written by hand-run `python -m stages.compare`); dvc.yaml last: the fixture copies the real one.
+# written by hand-run `python -m commands.compare`); dvc.yaml last: the fixture copies the real one.
 SOURCES = ["params.yaml", "mnist_dvc/training.py", "stages/train.py", "reports/comparison.md",
            "dvc.yaml"]
 

@@ -43,7 +43,7 @@ def model_and_splits(mnist_train, mnist_test, default_raw):
 
     params = parse_params(with_overrides(default_raw, {
         "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
-        "scheduler": "constant", "train.augment": False, "train.label_smoothing": 0.1}))
+        "scheduler": "constant", "train.lr": 0.002, "train.augment": False, "train.label_smoothing": 0.1}))
     train = mnist_train.take(torch.arange(3000))
     valid = mnist_train.take(torch.arange(3000, 4000))
     other_valid = mnist_train.take(torch.arange(4000, 5000))

@@ -57,7 +57,7 @@ def test_selection_rule_ties_go_to_lower_valid_loss():
 
 
 def quick(make_params, **overrides):
-    settings = {"train.epochs": 2, "train.batch_size": 64, "train.precision": "fp32",
+    settings = {"train.epochs": 2, "train.batch_size": 64, "train.lr": 0.002, "train.precision": "fp32",
                 "train.augment": False, "train.label_smoothing": 0.0, **overrides}
     return make_params(**settings)
 
