@@ -5,36 +5,28 @@ import sys
 
 import pytest
 import torch
+from small_model import train_small_model
 
 from commands import handin as handin_command
 from mnist_dvc import handin, paths
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.cli import run_command
 from mnist_dvc.course import CourseConvNet, course_grade, course_inputs, load_course_net
-from mnist_dvc.device import FP32
 from mnist_dvc.digits import save_digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import logits_of
 from mnist_dvc.model import MyConvNet, load_model
-from mnist_dvc.training import Run, Splits, fit
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
     """A project folder holding what the train and split stages leave: models/model.pt trained one
     epoch with the default label smoothing (0.1), data/prepared/{valid,test}.pt."""
-    from mnist_dvc.params import parse_params, with_overrides
-
-    params = parse_params(with_overrides(default_raw, {
-        "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
-        "scheduler": "constant", "train.lr": 0.002, "train.augment": False}))
-    assert params.train.label_smoothing == 0.1
     train = mnist_train.take(torch.arange(6000))
     valid = mnist_train.take(torch.arange(6000, 8000))
     test = mnist_test.take(torch.arange(2000))
-    state = fit(params, Splits(train, valid, test), Run(torch.device("cpu"), FP32, progress=False))
     root = tmp_path_factory.mktemp("project")
-    torch_save(state.best_state, root / paths.MODEL)
+    torch_save(train_small_model(default_raw, train, valid, test), root / paths.MODEL)
     save_digits(valid, root / paths.prepared("valid"))
     save_digits(test, root / paths.prepared("test"))
     return root, test

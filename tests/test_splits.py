@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from small_model import train_small_model
 
 from commands import handin as handin_stage
 from mnist_dvc import handin, paths, training
@@ -39,18 +40,12 @@ def scrambled(digits: Digits) -> Digits:
 def model_and_splits(mnist_train, mnist_test, default_raw):
     """A model trained one epoch with the default label smoothing (so its sharpening factor is
     above 1), and disjoint valid, other-valid and test sets."""
-    from mnist_dvc.params import parse_params, with_overrides
-
-    params = parse_params(with_overrides(default_raw, {
-        "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
-        "scheduler": "constant", "train.lr": 0.002, "train.augment": False, "train.label_smoothing": 0.1}))
     train = mnist_train.take(torch.arange(3000))
     valid = mnist_train.take(torch.arange(3000, 4000))
     other_valid = mnist_train.take(torch.arange(4000, 5000))
     test = mnist_test.take(torch.arange(1000))
-    state = training.fit(params, training.Splits(train, valid, test), training.Run(CPU, FP32, progress=False))
     model = MyConvNet()
-    model.load_state_dict(state.best_state)
+    model.load_state_dict(train_small_model(default_raw, train, valid, test))
     return model.eval(), valid, other_valid, test
 
 
