@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: repro test test-fast lint mutate bench clean-venv
+.PHONY: repro test test-fast lint mutate bench study clean-venv
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -13,6 +13,13 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 
 repro: $(INSTALLED)
 	dvc repro
+
+# The study (study.yaml), detached: it outlives this shell, at nice 10 in its own session (so its
+# own autogroup), logging to study.log. Stop it with kill -- -PID (the PID it prints).
+study: $(INSTALLED)
+	@setsid nohup nice -n 10 $(PYTHON) -m commands.study run >> study.log 2>&1 < /dev/null & \
+	pid=$$!; sleep 1; echo 10 > /proc/$$pid/autogroup 2>/dev/null || true; \
+	echo "study: running as process group $$pid (log: study.log; stop: kill -- -$$pid)"
 
 # make turns any failing recipe into exit 2, so pytest's "collected no tests" (exit 5) is named here.
 define run_pytest

@@ -3,14 +3,16 @@ of reports/runs.csv, and tabulate them by cell (see study.py for the statistics)
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
 import yaml
 
-from mnist_dvc import metrics_files, study
+from mnist_dvc import metrics_files, paths, study, study_plan
 from mnist_dvc.atomic import write_text
 from mnist_dvc.errors import MnistError
+from mnist_dvc.params import flatten
 
 
 def select(rows: list[dict], names: list[str]) -> list[dict]:
@@ -58,6 +60,8 @@ def with_results(rows: list[dict]) -> tuple[list[dict], str]:
 RUN_METRICS = ("test_acc", "test_acc_sampled", "handin_test_acc_sampled", "handin_factor",
                "test_loss", "best_valid_acc", "best_epoch", "epochs_run", "train_seconds")
 RUN_MACHINE = ("hardware", "precision")
+# The code hash of the train and evaluate stages that made the run (study_plan.code_of_lock).
+RUN_CODE = ("code",)
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc",
                    "test_loss", "test_acc")
 
@@ -68,6 +72,21 @@ def run_record(row: dict, defaults: dict, timing: dict) -> dict:
     return {"experiment": label(row), "rev": row["rev"],
             **{k: _like(row.get(k), default) for k, default in defaults.items()},
             **{k: row.get(k) for k in RUN_METRICS}, **{k: timing.get(k) for k in RUN_MACHINE}}
+
+
+def record_at(rev: str, name: str, defaults: dict, read) -> tuple[dict, list[dict]]:
+    """A run's row and per-epoch curve from the files commit `rev` holds (a DVC experiment's
+    commit, or a baseline commit): `read(path)` gives a file's text at that commit."""
+    params = flatten(yaml.safe_load(read("params.yaml")))
+    metrics = json.loads(read(str(paths.TRAIN_METRICS))) | json.loads(read(str(paths.TEST_METRICS)))
+    timing = json.loads(read(str(paths.TIMING)))
+    run = {"experiment": name, "rev": rev,
+           **{k: _like(params.get(k), default) for k, default in defaults.items()},
+           **{k: metrics.get(k, timing.get(k)) for k in RUN_METRICS},
+           **{k: timing.get(k) for k in RUN_MACHINE}, "code": study_plan.code_of_lock(read("dvc.lock"))}
+    history = [{"rev": rev, **{k: float(h[k]) for k in HISTORY_COLUMNS}}
+               for h in metrics_files.parse_csv(read(str(paths.HISTORY)))]
+    return run, history
 
 
 def _like(value, default):
@@ -117,7 +136,7 @@ def keep(out: Path, param_keys: list[str], new_runs: list[dict],
 def write_runs(path: Path, runs: list[dict], param_keys: list[str]) -> None:
     """reports/runs.csv: params as YAML scalars (so `true`, `0.002`, `adam` read back as they
     were), metrics as numbers, the machine as text."""
-    columns = ["experiment", "rev", *param_keys, *RUN_METRICS, *RUN_MACHINE]
+    columns = ["experiment", "rev", *param_keys, *RUN_METRICS, *RUN_MACHINE, *RUN_CODE]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -137,7 +156,7 @@ def read_runs(path: Path, param_keys: list[str]) -> list[dict]:
     runs = []
     for row in csv.DictReader(io.StringIO(path.read_text())):
         run = {"experiment": row["experiment"], "rev": row["rev"],
-               **{k: row.get(k) for k in RUN_MACHINE}}
+               **{k: row.get(k) for k in RUN_MACHINE + RUN_CODE}}
         run |= {k: yaml.safe_load(row[k]) if row.get(k) else None for k in param_keys}
         run |= {k: float(row[k]) if row.get(k) else math.nan for k in RUN_METRICS}
         runs.append(run)
