@@ -5,9 +5,11 @@
     python -m commands.study report            # rebuild reports/comparison.md and the figures
     python -m commands.study pin               # make the workspace's code the study's code
 
-`run` runs each missing (cell, seed) as `dvc exp run --temp` (outside the workspace, so your
-files stay yours; `dvc exp show` lists it), then merges its row and per-epoch curve into
-reports/runs.csv and reports/histories.csv and rebuilds the page: `git commit reports/` at any
+`run` runs each missing (cell, seed) as `dvc exp run --temp` in a git worktree of the plan's
+commit (.study/COMMIT, sharing this repo's DVC cache), so the study trains the pinned code while
+main moves on and your files stay yours (`dvc exp show --rev COMMIT` lists the runs); it merges
+each run's row and per-epoch curve into reports/runs.csv and reports/histories.csv and rebuilds
+the page: `git commit reports/` at any
 moment keeps every finished run. A killed run leaves no row; the next `run` starts it again, or
 takes its result if its experiment finished after all. Runs are ordered cheapest first.
 """
@@ -22,16 +24,19 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from mnist_dvc import compare, paths, study_page, study_plan
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_command
 from mnist_dvc.errors import MnistError
-from mnist_dvc.params import as_dict, flatten, load_params
+from mnist_dvc.params import as_dict, flatten, load_params, parse_params
 
 INTERRUPTED = ("the run in progress left no row (reports/ holds every finished run); "
                "run python -m commands.study run again to resume")
 # What a run costs besides training: dvc, the evaluate, plot and report stages.
 OVERHEAD_SECONDS = 40.0
+STUDY_DIR = Path(".study")  # the worktrees the study runs in (ignored by git and DVC)
 
 
 def rows(out: Path, param_keys: list[str]) -> tuple[list[dict], list[dict]]:
@@ -112,6 +117,26 @@ def dvc_command(cell, seed: int) -> list[str]:
             "-S", f"seed={seed}", *[a for s in sets for a in ("-S", s)]]
 
 
+def worktree(plan) -> Path:
+    """The study's workspace: a git worktree at the plan's commit, with this repo's DVC cache."""
+    where = STUDY_DIR / plan.commit
+    if not (where / "dvc.yaml").is_file():
+        added = subprocess.run(["git", "worktree", "add", "--detach", str(where), plan.commit],
+                               capture_output=True, text=True)
+        if added.returncode != 0:
+            raise MnistError(f"cannot check out the study's commit {plan.commit} in {where}: "
+                             f"{added.stderr.strip().splitlines()[-1]}: fetch it (git fetch) or "
+                             "re-pin (python -m commands.study pin)")
+        cache = Path(".dvc/cache").resolve()
+        cache.mkdir(parents=True, exist_ok=True)
+        (where / ".dvc" / "cache").symlink_to(cache)
+    code = study_plan.code_of_workspace(where)
+    if code != plan.code:
+        raise MnistError(f"the code in {where} ({code}) is not the study's ({plan.code}): remove "
+                         f"the folder (git worktree remove --force {where}) and run again")
+    return where
+
+
 def run(args, plan, runs, histories, defaults, param_keys) -> None:
     todo = status(plan, runs, defaults)
     if args.dry_run:
@@ -123,14 +148,11 @@ def run(args, plan, runs, histories, defaults, param_keys) -> None:
         name = study_plan.run_name(cell, seed)
         found = harvest(name, plan, defaults)
         if found is None:
-            code = study_plan.code_of_workspace()
-            if code != plan.code:
-                raise MnistError(f"the workspace's training code ({code}) is not the study's "
-                                 f"({plan.code}, pinned at {plan.commit}): restore it (git stash), or "
-                                 "re-pin with python -m commands.study pin (its cells are rerun)")
+            where = worktree(plan)
             start = time.monotonic()
-            print(f"study: {name}: " + " ".join(dvc_command(cell, seed)), flush=True)
-            done = subprocess.run(dvc_command(cell, seed))
+            print(f"study: {name}: " + " ".join(dvc_command(cell, seed)) + f" (in {where})",
+                  flush=True)
+            done = subprocess.run(dvc_command(cell, seed), cwd=where)
             if done.returncode != 0:
                 print(f"study: {name} failed (exit {done.returncode}); going on with the next run",
                       flush=True)
@@ -138,8 +160,9 @@ def run(args, plan, runs, histories, defaults, param_keys) -> None:
                 continue
             found = harvest(name, plan, defaults)
             if found is None:
-                raise MnistError(f"experiment {name} finished but was trained by other code: "
-                                 "was the code edited while it ran? restore it and run again")
+                raise MnistError(f"experiment {name} finished but was trained by other code: was "
+                                 f"{where} edited while it ran? remove it (git worktree remove "
+                                 f"--force {where}) and run again")
             print(f"study: {name} done in {time.monotonic() - start:.0f} s: test "
                   f"{found[0]['test_acc']:.4f}", flush=True)
         runs, histories = compare.keep(args.out, param_keys, [found[0]], found[1])
@@ -152,9 +175,13 @@ def run(args, plan, runs, histories, defaults, param_keys) -> None:
 
 
 def pin(plan_path: Path) -> None:
-    code = study_plan.code_of_workspace()
+    """Pin the code of HEAD (committed code only: the study checks that commit out)."""
     commit = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()
+    code = study_plan.code_at(commit)
+    if study_plan.code_of_workspace() != code:
+        print("study: note: uncommitted changes to the training code are not pinned; commit "
+              "them and pin again to study them")
     text = re.sub(r"^code: \S+", f"code: {code}", plan_path.read_text(), count=1, flags=re.M)
     write_text(plan_path, re.sub(r"^commit: \S+", f"commit: {commit}", text, count=1, flags=re.M))
     print(f"study: pinned code {code} (workspace at {commit}); rows of other code no longer count")
@@ -171,10 +198,16 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
-    defaults = as_dict(load_params())
-    param_keys = list(flatten(defaults))
+    param_keys = list(flatten(as_dict(load_params())))
     if args.action == "pin":
         return pin(args.plan)
+    plan = study_plan.load_plan(args.plan)
+    # A cell is the pinned commit's defaults with its overrides (main's params.yaml may move on).
+    pinned = study_plan.git_show(plan.commit, str(paths.PARAMS))
+    if pinned is None:
+        raise MnistError(f"{args.plan}: commit {plan.commit} is not in this repository: fetch it "
+                         "or re-pin (python -m commands.study pin)")
+    defaults = as_dict(parse_params(yaml.safe_load(pinned), f"params.yaml at {plan.commit}"))
     plan = study_plan.load_plan(args.plan, defaults)
     runs, histories = rows(args.out, param_keys)
     known = with_known_code(runs)

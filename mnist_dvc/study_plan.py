@@ -135,6 +135,18 @@ def code_of_workspace(root: Path = Path(".")) -> str:
     return code_hash({p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in paths})
 
 
+def code_at(rev: str, root: Path = Path(".")) -> str:
+    """The code hash of commit `rev`: its dvc.yaml's code deps of train and evaluate, hashed from
+    the files it holds (what `pin` pins: uncommitted edits are not part of a commit)."""
+    stages = yaml.safe_load(git_show(rev, "dvc.yaml", root) or "{}").get("stages", {})
+    paths = {dep for name in CODE_STAGES for dep in stages.get(name, {}).get("deps", [])
+             if dep.endswith(".py")}
+    if not paths:
+        raise MnistError(f"commit {rev} has no train and evaluate stages in dvc.yaml: pin a commit "
+                         "of this project")
+    return code_hash({p: hashlib.md5(git_show(rev, p, root).encode()).hexdigest() for p in paths})
+
+
 def git_show(rev: str, path: str, root: Path = Path(".")) -> str | None:
     """A file as commit `rev` holds it, or None (no such commit here, or no such file)."""
     done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
