@@ -96,7 +96,7 @@ def experiment_revs(name: str) -> list[str]:
 def harvest(name: str, plan, defaults: dict):
     """The row and curve of a finished experiment `name` trained by the plan's code, or None."""
     for rev in experiment_revs(name):
-        run, history = compare.record_at(rev[:7], name, defaults,
+        run, history = compare.record_at(rev[:7], name, flatten(defaults),
                                          lambda path, rev=rev: _show(rev, path))
         if run["code"] == plan.code:
             return run, history
