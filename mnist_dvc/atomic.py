@@ -6,8 +6,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
-
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -34,6 +32,8 @@ def atomic_path(path: str | Path):
 def torch_save(obj, path: str | Path) -> None:
     """torch.save, atomically. Through a file handle: given a path, torch.save would record the
     (random) temporary name inside the archive and identical weights would give different bytes."""
+    import torch  # here, not at the top: the light stages write files without loading torch
+
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
 

@@ -4,8 +4,6 @@ traceback; Ctrl-C says what the interrupted script leaves behind."""
 import os
 import sys
 
-import torch
-
 from mnist_dvc.errors import MnistError
 
 THREADS_ENV = "MNIST_THREADS"
@@ -18,6 +16,8 @@ def _set_threads() -> None:
     if not value.isdigit() or int(value) < 1:
         raise MnistError(f"{THREADS_ENV}={value!r} is not a positive whole number: set it to the "
                          "torch threads per process (e.g. 1 per queue worker) or unset it")
+    import torch  # here, not at the top: the light stages (fetch, report) never load torch
+
     torch.set_num_threads(int(value))
 
 

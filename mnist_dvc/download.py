@@ -10,7 +10,6 @@ from pathlib import Path
 from mnist_dvc.atomic import atomic_dir
 from mnist_dvc.errors import MnistError
 from mnist_dvc.mnist import IDX_FILES, SEED_FILES, SEED_NAMES, source_kind
-from mnist_dvc.seed_files import read_seed_set
 
 # Tried in order; the first is torchvision's primary mirror.
 MIRRORS = (
@@ -76,6 +75,9 @@ def fetch(dest: str | Path, local_dir: str | Path | None = None, mirrors=MIRRORS
                              "holding the four MNIST .gz files (or the seed's four .pth files), "
                              "or unset it to download them")
         if source_kind(local_dir) == "seed":
+            # Imported here: reading .pth tensors needs torch, fetching the IDX files does not.
+            from mnist_dvc.seed_files import read_seed_set
+
             for which in SEED_FILES:  # every bad file fails here, named by its own path
                 read_seed_set(local_dir, which)
             with atomic_dir(dest) as tmp:

@@ -1,19 +1,25 @@
 """Metrics from predictions, and the small JSON/CSV files DVC reads as metrics and plots."""
 
+from __future__ import annotations
+
 import csv
 import io
 import json
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from mnist_dvc.atomic import write_text
 from mnist_dvc.errors import MnistError
 from mnist_dvc.mnist import NUM_CLASSES
 
+if TYPE_CHECKING:  # the report stage reads and writes these files without loading torch
+    import torch
+
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
     """counts[true, predicted] as a (10, 10) int64 tensor."""
+    import torch
+
     flat = labels.long() * NUM_CLASSES + predicted.long()
     return torch.bincount(flat, minlength=NUM_CLASSES * NUM_CLASSES).reshape(NUM_CLASSES, NUM_CLASSES)
 

@@ -3,11 +3,9 @@ or, where $MNIST_LOCAL_DIR holds the seed's four .pth tensor files, those, check
 
 from mnist_dvc import download, paths
 from mnist_dvc.cli import run_stage
-from mnist_dvc.params import load_params
 
 
 def main() -> None:
-    load_params()  # a bad params.yaml fails here, before any download
     local_dir = download.local_dir_from_env()
     kind = download.fetch(paths.RAW, local_dir=local_dir)
     what = "the seed's 4 .pth tensor files checked" if kind == "seed" else "4 files verified"

@@ -77,9 +77,10 @@ def prepared(tmp_path_factory, mnist_dir) -> Path:
     return project
 
 
-# --- params.yaml: every stage checks it first; fetch must fail before any download -------------
-# Two cases end to end (a bad value, an unknown key); every other bad value is checked in-process
-# by tests/test_params.py, through the same parse_params the stages call.
+# --- params.yaml: every stage that reads it checks it first --------------------------------------
+# fetch does not read params (a new param must not re-download MNIST), so split is the first stage
+# to refuse a bad params.yaml. Two cases end to end (a bad value, an unknown key); every other bad
+# value is checked in-process by tests/test_params.py, through the same parse_params the stages call.
 
 PARAMS_FIX = "(fix it in params.yaml or with -S"
 
@@ -89,14 +90,14 @@ PARAMS_FIX = "(fix it in params.yaml or with -S"
      ["optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm", PARAMS_FIX]),
     ({"train.lrr": 0.1}, ["unknown key train.lrr: allowed keys are train.epochs"]),
 ])
-def test_bad_params_fail_before_fetching(tmp_path, mnist_dir, overrides, fragments):
-    # Bugs caught: a stage that downloads or writes before validating params; a bad value
-    # surfacing as a traceback instead of one "error: params.yaml: ..." line.
+def test_bad_params_fail_before_splitting(tmp_path, mnist_dir, overrides, fragments):
+    # Bugs caught: a stage that writes before validating params; a bad value surfacing as a
+    # traceback instead of one "error: params.yaml: ..." line.
     project = make_project(tmp_path / "project", **overrides)
-    done = run_stage(project, "fetch", local_dir=mnist_dir)
+    assert run_stage(project, "fetch", local_dir=mnist_dir).returncode == 0
+    done = run_stage(project, "split")
     assert_one_line_error(done, "error: params.yaml: ", *fragments)
-    assert_nothing_left(project, "data/raw")
-    assert not (project / "data").exists()
+    assert_nothing_left(project, "data/prepared")
 
 
 def test_batch_larger_than_training_set(tmp_path, mnist_dir):
