@@ -1,16 +1,19 @@
-"""Compare experiments as a study (a user command: it spans experiments).
+"""Compare your own experiments, grouped into cells (a user command: it spans experiments).
+
+The project's study has its own runner and page (python -m commands.study, reports/); this
+command compares whatever experiments you ran, into comparison/ by default:
 
     python -m commands.compare                 # every finished experiment in `dvc exp show`
     python -m commands.compare EXP [EXP ...]   # only these (names or revisions)
     python -m commands.compare --rev REV       # experiments based on commit REV (default HEAD)
     python -m commands.compare --from reports/runs.csv   # from the committed rows alone, no DVC
 
-Groups runs into cells (the same params but the seed) and writes reports/comparison.md: per cell
-the mean, sd and 95% interval of test accuracy and of the course's graded accuracy, and paired
-differences against the baseline cell (the params.yaml defaults). Figures: mean valid accuracy and
-loss per epoch with a ±1 sd band, and mean test accuracy with its interval. Reading experiments
-also merges them into reports/runs.csv and reports/histories.csv, which git keeps (DVC's
-experiment refs stay on the machine that ran them).
+Groups runs into cells (the same params but the seed) and writes comparison/comparison.md: per
+cell the mean, sd and 95% interval of test accuracy and of the course's graded accuracy, and
+paired differences against the baseline cell (the params.yaml defaults). Figures: each cell's
+per-epoch error curves, and the cells' test errors with their intervals. Reading experiments also
+merges them into comparison/runs.csv and histories.csv (DVC's experiment refs stay on the machine
+that ran them; commit these files to keep the rows).
 """
 
 import argparse
@@ -54,7 +57,7 @@ def main() -> None:
                         "(default: HEAD)")
     parser.add_argument("--from", dest="runs_csv", type=Path, metavar="RUNS_CSV",
                         help="compare the rows of this file (and its histories.csv) instead")
-    parser.add_argument("--out", type=Path, default=paths.REPORTS, help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("comparison"), help="output folder")
     args = parser.parse_args()
 
     defaults = as_dict(load_params())
@@ -71,11 +74,11 @@ def main() -> None:
             runs = [r for r in runs if r["rev"] in asked]
     page = compare.study_markdown(runs, param_keys, flat_defaults)
     write_text(args.out / "comparison.md", "# The study\n\n" + page)
-    curves = compare.cell_curves(runs, histories, param_keys, flat_defaults)
-    figures.band_overlay(curves, "valid_acc", "valid accuracy", args.out / "valid_accuracy.png")
-    figures.band_overlay(curves, "valid_loss", "valid loss", args.out / "valid_loss.png")
-    figures.interval_bars(compare.cell_intervals(runs, param_keys, flat_defaults, "test_acc"),
-                          "test accuracy (argmax)", args.out / "test_accuracy.png")
+    figures.study_panels(compare.cell_curves(runs, histories, param_keys, flat_defaults),
+                         args.out / "curves.png")
+    figures.study_errors({label: {"test, argmax": [r["test_acc"] for r in rs]} for label, rs in
+                          compare.cell_runs(runs, param_keys, flat_defaults).items()},
+                         args.out / "test_errors.png")
     print(page, end="")
     print(f"compare: {len(runs)} runs → {args.out}/comparison.md")
 

@@ -165,6 +165,8 @@ def run(args, plan, runs, histories, defaults, param_keys) -> None:
                                  f"--force {where}) and run again")
             print(f"study: {name} done in {time.monotonic() - start:.0f} s: test "
                   f"{found[0]['test_acc']:.4f}", flush=True)
+        else:
+            print(f"study: {name}: its experiment had finished; its row is taken from it", flush=True)
         runs, histories = compare.keep(args.out, param_keys, [found[0]], found[1])
         runs = with_known_code(runs)
         study_page.write(plan, runs, histories, defaults, args.out)

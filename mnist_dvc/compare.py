@@ -181,10 +181,9 @@ def cell_curves(runs: list[dict], histories: list[dict], param_keys: list[str],
             for cell, rs in study.group_cells(runs, param_keys).items()}
 
 
-def cell_intervals(runs: list[dict], param_keys: list[str], defaults: dict,
-                   metric: str) -> dict[str, study.Interval]:
-    return {cell_label(cell, defaults): study.interval([r[metric] for r in rs])
-            for cell, rs in study.group_cells(runs, param_keys).items()}
+def cell_runs(runs: list[dict], param_keys: list[str], defaults: dict) -> dict[str, list[dict]]:
+    """Cell label -> its runs."""
+    return {cell_label(cell, defaults): rs for cell, rs in study.group_cells(runs, param_keys).items()}
 
 
 def cell_label(cell: tuple, defaults: dict) -> str:
@@ -196,7 +195,7 @@ def cell_label(cell: tuple, defaults: dict) -> str:
     return f"{name} ({', '.join(extra)})" if extra else name
 
 
-def _cell(value) -> str:
+def cell_value(value) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return ""
@@ -273,5 +272,5 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
     for cell in order:
         for r in sorted(cells[cell], key=lambda r: r["seed"]):
             lines.append(f"| {r['experiment']} | {cell_label(cell, defaults)} | {r['seed']} | " +
-                         " | ".join(_cell(r.get(k)) for k in RUN_METRICS) + f" | {r.get('hardware')} |")
+                         " | ".join(cell_value(r.get(k)) for k in RUN_METRICS) + f" | {r.get('hardware')} |")
     return "\n".join(lines) + "\n"

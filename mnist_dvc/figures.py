@@ -4,6 +4,7 @@ diagram, and the study's overlays."""
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
@@ -106,44 +107,71 @@ def reliability(models: dict[str, list], path: str | Path) -> None:
     _save(fig, path)
 
 
-def band_overlay(curves: dict[str, list[list[dict]]], column: str, name: str, path: str | Path) -> None:
-    """One line per cell: the mean of `column` over its runs at each epoch, with a ±1 sd band
-    where two or more runs reached that epoch."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for label, runs in sorted(curves.items()):
-        epochs = sorted({int(r["epoch"]) for history in runs for r in history})
-        values = [[r[column] for history in runs for r in history if int(r["epoch"]) == e]
-                  for e in epochs]
-        mean = [sum(v) / len(v) for v in values]
-        sd = [(sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
-              for v, m in zip(values, mean, strict=True)]
-        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{label} (n={len(runs)})")
-        ax.fill_between(epochs, [m - s for m, s in zip(mean, sd, strict=True)],
-                        [m + s for m, s in zip(mean, sd, strict=True)], color=line.get_color(),
-                        alpha=0.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(name)
-    ax.set_title(f"{name} per epoch: mean over seeds, ±1 sd band")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, path)
+def _error(acc: float) -> float:
+    return 100 * (1 - acc)
 
 
-def interval_bars(intervals: dict, name: str, path: str | Path) -> None:
-    """A horizontal bar per cell at its mean, best on top, with its 95% interval as an error bar
-    (none for a single seed)."""
-    ordered = sorted(intervals.items(), key=lambda kv: kv[1].mean)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ordered) + 1.2))
-    means = [iv.mean for _, iv in ordered]
-    errors = [[0 if iv.n < 2 else iv.mean - iv.low for _, iv in ordered],
-              [0 if iv.n < 2 else iv.high - iv.mean for _, iv in ordered]]
-    ax.barh([k for k, _ in ordered], means, xerr=errors, color="steelblue", capsize=3)
-    for i, (_, iv) in enumerate(ordered):
-        ax.text(iv.mean, i, f" {iv.mean:.4f} (n={iv.n})", va="center", fontsize=8)
-    low = min(iv.low if iv.n > 1 else iv.mean for _, iv in ordered)
-    ax.set_xlim(max(0.0, low - (1 - low)), 1.0)
-    ax.set_xlabel(name)
-    ax.set_title(f"{name}: mean over seeds, 95% interval")
+def study_panels(curves: dict[str, list[list[dict]]], path: str | Path):
+    """One small panel per cell (in the given order): train, valid and test error in % per epoch,
+    each seed a thin line, on one shared log scale so every panel reads against the others."""
+    cols = min(4, len(curves))
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows + 0.8), sharey=True,
+                             squeeze=False)
+    for ax, (name, runs) in zip(axes.flat, curves.items(), strict=False):
+        for history in runs:
+            epochs = [int(h["epoch"]) for h in history]
+            for split, colour in SPLIT_COLOURS.items():
+                ax.plot(epochs, [_error(h[f"{split}_acc"]) for h in history], color=colour,
+                        linewidth=0.9, alpha=0.8, marker="." if len(epochs) < 8 else None)
+        ax.set_title(f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})", fontsize=9)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.grid(alpha=0.3, which="both")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in axes.flat[len(curves):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=c, label=s) for s, c in SPLIT_COLOURS.items()]
+    fig.legend(handles=handles, loc="lower right", ncols=3, fontsize=8)
+    fig.suptitle("Error per epoch, every seed (test is monitoring only)", x=0.02, ha="left",
+                 fontsize=11)
+    fig.supxlabel("epoch", fontsize=9)
+    fig.supylabel("error, % (log scale)", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
+    return fig
+
+
+def study_errors(cells: dict[str, dict[str, list[float]]], path: str | Path):
+    """Cells compared where their differences show: per metric (a panel), each seed's error in %
+    (dots) and the mean with its 95% t interval (bar; none for one seed), on a log axis, the best
+    cell on top. `cells`: name -> metric label -> the accuracies of its seeds."""
+    from mnist_dvc import study
+
+    metrics = list(next(iter(cells.values())))
+    first = metrics[0]
+    order = sorted(cells, key=lambda c: -study.interval(cells[c][first]).mean)[::-1]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 0.32 * len(cells) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for y, name in enumerate(order):
+            accs = cells[name][metric]
+            iv = study.interval(accs)
+            ax.plot([_error(a) for a in accs], [y] * len(accs), "o", color="grey", markersize=3,
+                    alpha=0.7)
+            if iv.n > 1:  # the interval of the accuracy, as error: its ends swap
+                ax.plot([_error(iv.high), _error(iv.low)], [y, y], color="black", linewidth=1.5)
+            ax.plot([_error(iv.mean)], [y], "|", color="black", markersize=12, markeredgewidth=2)
+        ax.set_xscale("log")
+        ax.margins(x=0.15)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_xlabel(f"{metric}: error, % (log scale)", fontsize=9)
+        ax.grid(alpha=0.3, which="both", axis="x")
+    axes[0][0].set_yticks(range(len(order)), order, fontsize=9)
+    fig.suptitle("Cells by test error: seeds (dots), mean and 95% interval (bar)", x=0.02,
+                 ha="left", fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig

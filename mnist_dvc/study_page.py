@@ -1,23 +1,114 @@
-"""The study's page and figures, from the rows of reports/runs.csv that count for the plan."""
+"""The study's page (reports/comparison.md) and figures, from the rows of reports/runs.csv that
+count for the plan (study.yaml): cells by the plan's names, each claim as paired differences."""
 
 from pathlib import Path
 
-from mnist_dvc import compare, figures, study_plan
+from mnist_dvc import figures, study, study_plan
 from mnist_dvc.atomic import write_text
-from mnist_dvc.params import flatten
+from mnist_dvc.compare import RUN_METRICS, cell_value
+
+CURVES = "study_curves.png"
+ERRORS = "study_errors.png"
+# What the page summarises per cell, and the names the figures give them.
+GRADED = "test_acc_sampled"
+HANDIN = "handin_test_acc_sampled"
+
+
+def _mean_ci(iv: study.Interval) -> str:
+    if iv.n < 2:
+        return f"{iv.mean:.4f} (1 seed)"
+    return f"{iv.mean:.4f} ± {iv.sd:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
+
+
+def _points(iv: study.Interval | None) -> tuple[str, str]:
+    """A difference in accuracy points (0.01 = one test image in 10,000), and its verdict."""
+    if iv is None:
+        return "no common seed", ""
+    if iv.n < 2:
+        return f"{100 * iv.mean:+.2f} (1 pair)", "can't tell"
+    verdict = "**real**" if iv.excludes_zero else "not shown"
+    return f"{100 * iv.mean:+.2f} [{100 * iv.low:+.2f}, {100 * iv.high:+.2f}]", verdict
+
+
+def _changes(cell: study_plan.Cell) -> str:
+    return ", ".join(f"{k} {v}" for k, v in cell.overrides.items()) or "(the defaults)"
+
+
+def by_cell(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> dict[str, list[dict]]:
+    """Cell name -> its counted runs, seed order; cells with none are left out."""
+    counted = study_plan.counted(plan, runs, defaults)
+    cells = {c.name: [counted[(c.name, s)] for s in plan.seeds if (c.name, s) in counted]
+             for c in plan.cells}
+    return {name: rs for name, rs in cells.items() if rs}
+
+
+def markdown(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> str:
+    cells = by_cell(plan, runs, defaults)
+    shown = [r for rs in cells.values() for r in rs]
+    total = len(plan.cells) * len(plan.seeds)
+    machines = sorted({f"{r.get('hardware')} ({r.get('precision')})" for r in shown})
+    lines = ["# The study", "",
+             f"{len(shown)} runs in {len(cells)} cells, of the {total} runs ({len(plan.cells)} "
+             f"cells × seeds {', '.join(map(str, plan.seeds))}) that `study.yaml` plans; "
+             f"`python -m commands.study status` lists the missing. Every run shown was trained "
+             f"by one code (hash `{plan.code}`, commit {plan.commit}); rows of other code in "
+             f"runs.csv ({len(runs) - len(shown)}) are not shown. Intervals: 95% t intervals of "
+             "the mean over the seeds.", "",
+             "Ran on: " + ("; ".join(machines) or "nothing yet") + ". Accuracy does not depend "
+             "on the machine's load; time does, so no time is compared here "
+             "([docs/performance.md](../docs/performance.md) has the timings).", "",
+             f"![Error per epoch per cell]({CURVES})", "", f"![Cells by test error]({ERRORS})", "",
+             "## Cells, best mean test accuracy first", "",
+             "| cell | changes from params.yaml | seeds | test accuracy (argmax) | graded the "
+             "course's way (expected) | hand-in, graded | best valid accuracy | best epoch |",
+             "|---|---|---|---|---|---|---|---|"]
+    stats = {name: {m: study.interval([r[m] for r in rs]) for m in
+                    ("test_acc", GRADED, HANDIN, "best_valid_acc", "best_epoch")}
+             for name, rs in cells.items()}
+    for name in sorted(cells, key=lambda n: -stats[n]["test_acc"].mean):
+        s = stats[name]
+        lines.append(f"| {name} | {_changes(plan.cell(name))} | "
+                     f"{', '.join(str(r['seed']) for r in cells[name])} | {_mean_ci(s['test_acc'])} | "
+                     f"{_mean_ci(s[GRADED])} | {s[HANDIN].mean:.4f} | "
+                     f"{s['best_valid_acc'].mean:.4f} | {s['best_epoch'].mean:.1f} |")
+    lines += ["", "## The starter code's claims", "",
+              "Each comparison: the first cell minus the second, seed by seed, in accuracy points "
+              "(+0.01 = one more test image right in 10,000). **real**: the 95% interval excludes "
+              "0; not shown: it does not, at this number of seeds (which is not \"no difference\").",
+              "", "| claim | comparison | epochs | pairs | Δ test accuracy | | Δ graded (expected) | |",
+              "|---|---|---|---|---|---|---|---|"]
+    for claim in plan.claims:
+        for a, b in claim.pairs:
+            if a not in cells or b not in cells:
+                lines.append(f"| {claim.claim} | {a} − {b} | | 0 | not run yet | | | |")
+                continue
+            acc = study.paired_difference(cells[b], cells[a], "test_acc")
+            graded = study.paired_difference(cells[b], cells[a], GRADED)
+            epochs = cells[a][0]["train.epochs"]
+            lines.append(f"| {claim.claim} | {a} − {b} | {epochs} | {acc.n if acc else 0} | "
+                         f"{' | '.join(_points(acc))} | {' | '.join(_points(graded))} |")
+    lines += ["", "## Runs", "", "| experiment | rev | cell | seed | " + " | ".join(RUN_METRICS) +
+              " | hardware |", "|---|---|---|---|" + "---|" * (len(RUN_METRICS) + 1)]
+    for name, rs in cells.items():
+        for r in rs:
+            lines.append(f"| {r['experiment']} | {r['rev']} | {name} | {r['seed']} | " +
+                         " | ".join(cell_value(r.get(k)) for k in RUN_METRICS) +
+                         f" | {r.get('hardware')} |")
+    return "\n".join(lines) + "\n"
 
 
 def write(plan: study_plan.Plan, runs: list[dict], histories: list[dict], defaults: dict,
           out: Path) -> None:
     """reports/comparison.md and the study's figures, from the counted rows only."""
-    counted = list(study_plan.counted(plan, runs, defaults).values())
-    flat = flatten(defaults)
-    keys = list(flat)
-    page = compare.study_markdown(counted, keys, flat) if counted else "No run counts yet.\n"
-    write_text(out / "comparison.md", "# The study\n\n" + page)
-    if counted:
-        curves = compare.cell_curves(counted, histories, keys, flat)
-        figures.band_overlay(curves, "valid_acc", "valid accuracy", out / "valid_accuracy.png")
-        figures.band_overlay(curves, "valid_loss", "valid loss", out / "valid_loss.png")
-        figures.interval_bars(compare.cell_intervals(counted, keys, flat, "test_acc"),
-                              "test accuracy (argmax)", out / "test_accuracy.png")
+    write_text(out / "comparison.md", markdown(plan, runs, defaults))
+    cells = by_cell(plan, runs, defaults)
+    if not cells:
+        return
+    curves: dict[str, list[dict]] = {}
+    for h in histories:
+        curves.setdefault(h["rev"], []).append(h)
+    figures.study_panels({name: [curves.get(r["rev"], []) for r in rs] for name, rs in cells.items()},
+                         out / CURVES)
+    figures.study_errors({name: {"test, argmax": [r["test_acc"] for r in rs],
+                                 "hand-in, graded (expected)": [r[HANDIN] for r in rs]}
+                          for name, rs in cells.items()}, out / ERRORS)

@@ -31,11 +31,21 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Claim:
+    claim: str
+    pairs: tuple[tuple[str, str], ...]  # (cell, other cell): the difference cell - other is tested
+
+
+@dataclass(frozen=True)
 class Plan:
     code: str    # the code hash every counted row must have
     commit: str  # where that code was pinned (for people: `code` is what is checked)
     seeds: tuple[int, ...]
     cells: tuple[Cell, ...]
+    claims: tuple[Claim, ...] = ()
+
+    def cell(self, name: str) -> Cell:
+        return next(c for c in self.cells if c.name == name)
 
 
 def _fail(path: Path, what: str) -> MnistError:
@@ -52,9 +62,10 @@ def load_plan(path: Path = PLAN, defaults: dict | None = None) -> Plan:
                          "study.yaml lives") from None
     except yaml.YAMLError:
         raise _fail(path, "is not valid YAML: fix the syntax (see git diff study.yaml)") from None
-    if not isinstance(raw, dict) or set(raw) != {"code", "commit", "seeds", "cells"}:
-        raise _fail(path, "must have exactly the keys code, commit, seeds and cells: restore it "
-                    "from git (git checkout study.yaml)")
+    if not isinstance(raw, dict) or not {"code", "commit", "seeds", "cells"} <= set(raw) or (
+            set(raw) - {"code", "commit", "seeds", "cells", "claims"}):
+        raise _fail(path, "must have the keys code, commit, seeds, cells (and may have claims): "
+                    "restore it from git (git checkout study.yaml)")
     seeds = raw["seeds"]
     if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
@@ -77,7 +88,20 @@ def load_plan(path: Path = PLAN, defaults: dict | None = None) -> Plan:
         cells.append(Cell(name, dict(overrides), str(entry.get("about", ""))))
     if not cells:
         raise _fail(path, "has no cells: list at least one under cells")
-    plan = Plan(str(raw["code"]), str(raw["commit"]), tuple(seeds), tuple(cells))
+    names = {c.name for c in cells}
+    claims = []
+    for entry in raw.get("claims") or []:
+        pairs = entry.get("pairs") if isinstance(entry, dict) else None
+        if (not isinstance(pairs, list) or "claim" not in entry
+                or not all(isinstance(p, list) and len(p) == 2 for p in pairs)):
+            raise _fail(path, f"claim {entry!r}: each claim needs claim (its text) and pairs (a "
+                        "list of [cell, other cell])")
+        unknown = [n for p in pairs for n in p if n not in names]
+        if unknown:
+            raise _fail(path, f"claim {entry['claim']!r} names {unknown[0]}, which is not a cell: "
+                        "use the name of a cell")
+        claims.append(Claim(str(entry["claim"]), tuple(tuple(p) for p in pairs)))
+    plan = Plan(str(raw["code"]), str(raw["commit"]), tuple(seeds), tuple(cells), tuple(claims))
     if defaults is not None:
         for cell in plan.cells:
             cell_params(cell, defaults, plan.seeds[0], source=f"{path} (cell {cell.name})")

@@ -71,7 +71,7 @@ def run(seed, acc, sampled, optimizer="adam", lr=0.002, rev=None):
             "optimizer": optimizer, "scheduler": "warmup", "train.lr": lr, "test_acc": acc,
             "test_acc_sampled": sampled, "handin_test_acc_sampled": acc, "handin_factor": 4.0,
             "test_loss": 0.1, "best_valid_acc": acc, "best_epoch": 8.0, "epochs_run": 8.0,
-            "train_seconds": 100.0, "hardware": "CPU X", "precision": "bf16"}
+            "train_seconds": 100.0, "hardware": "CPU X", "precision": "bf16", "code": "c0de"}
 
 
 KEYS = ["seed", "optimizer", "scheduler", "train.lr"]

@@ -129,9 +129,16 @@ def test_compare_draws_cell_means_of_the_right_metric(tmp_path, monkeypatch, sav
 
     run_command(compare_command.main, compare_command.INTERRUPTED)
 
-    bars = saved["test_accuracy.png"].axes[0].patches
-    widths = sorted(round(bar.get_width(), 6) for bar in bars)
-    assert widths == [0.98, 0.992]  # nadam's one run, adam's mean of 0.990 and 0.994
-    valid = lines_by_label(saved["valid_accuracy.png"].axes[0])
-    adam = next(v for label, v in valid.items() if label.startswith("adam"))
-    assert adam == pytest.approx([h["valid_acc"] + 0.0005 for h in HISTORY])
+    errors = saved["test_errors.png"].axes[0]
+    means = {tick.get_text(): None for tick in errors.get_yticklabels()}
+    marks = [line for line in errors.get_lines() if line.get_marker() == "|"]
+    for tick, mark in zip(errors.get_yticklabels(), marks, strict=True):
+        means[tick.get_text()] = mark.get_xdata()[0]
+    adam = next(v for label, v in means.items() if label.startswith("adam"))
+    nadam = next(v for label, v in means.items() if label.startswith("nadam"))
+    assert adam == pytest.approx(100 * (1 - 0.992)) and nadam == pytest.approx(100 * (1 - 0.98))
+    panels = {ax.get_title(): ax for ax in saved["curves.png"].axes if ax.get_title()}
+    adam_panel = next(ax for title, ax in panels.items() if title.startswith("adam"))
+    blue = [list(line.get_ydata()) for line in adam_panel.get_lines() if line.get_color() == "blue"]
+    assert sorted(blue) == sorted([[100 * (1 - h["valid_acc"] - shift) for h in HISTORY]
+                                   for shift in (0, 0.001)])

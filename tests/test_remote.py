@@ -125,7 +125,7 @@ def test_documented_sweep_setup_runs_as_typed(tmp_path, mnist_dir):
     reader = tmp_path / "reader"
     subprocess.run(["git", "clone", "-q", str(origin), str(reader)], check=True)
     bash(reader, compare.replace("<name>", names[0]))
-    rows = (reader / "reports/runs.csv").read_text().splitlines()[1:]
+    rows = (reader / "comparison/runs.csv").read_text().splitlines()[1:]
     assert sorted(row.split(",")[0] for row in rows) == sorted(names)
     assert (reader / "models/model.pt").is_file()
     assert os.path.getsize(reader / "models/model.pt") > 1_000_000

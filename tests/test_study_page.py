@@ -1,10 +1,15 @@
-"""The committed study page is what the committed rows give: reports/comparison.md can be rebuilt
-byte for byte from reports/runs.csv and reports/histories.csv alone (no DVC experiments)."""
+"""The committed study page is what the committed rows give, and its figures show every cell
+whole: reports/comparison.md rebuilds byte for byte from reports/runs.csv and histories.csv."""
 
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from mnist_dvc import figures, study_page, study_plan
+from mnist_dvc.params import as_dict, flatten, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,16 +17,60 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_committed_study_page_rebuilds_from_the_committed_rows(tmp_path):
     """Catches: a page edited by hand, or rows committed without the page they give (the page
     regenerated from one set of runs, runs.csv from another), or a page whose text depends on
-    something other than the rows (the date, the machine it is rebuilt on, DVC's experiments)."""
-    rows = tmp_path / "rows"
-    rows.mkdir()
+    something other than the rows and the plan (the date, the machine it is rebuilt on)."""
     for name in ("runs.csv", "histories.csv"):
-        shutil.copy(ROOT / "reports" / name, rows / name)
-    done = subprocess.run([sys.executable, "-m", "commands.compare", "--from", str(rows / "runs.csv"),
-                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+        shutil.copy(ROOT / "reports" / name, tmp_path / name)
+    done = subprocess.run([sys.executable, "-m", "commands.study", "report", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    rebuilt = (tmp_path / "out" / "comparison.md").read_bytes()
+    rebuilt = (tmp_path / "comparison.md").read_bytes()
     assert rebuilt == (ROOT / "reports" / "comparison.md").read_bytes(), (
         "reports/comparison.md differs from what reports/runs.csv gives: rerun "
-        "python -m commands.compare --from reports/runs.csv and commit reports/")
+        "python -m commands.study report and commit reports/")
+
+
+def _history(errors: list[float]) -> list[dict]:
+    return [{"epoch": e, **{f"{s}_acc": 1 - err / 100 for s in ("train", "valid", "test")}}
+            for e, err in enumerate(errors, start=1)]
+
+
+def test_every_cell_has_its_panel_and_no_label_is_cut(tmp_path, monkeypatch):
+    """Catches: a cell dropped from the panels (more cells than the grid has axes, or the loop
+    stopping early), cell names cut at the figure's left edge, a legend or title drawn past the
+    canvas. Uses the plan's own names."""
+    plan = study_plan.load_plan(ROOT / "study.yaml")
+    names = [c.name for c in plan.cells]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.__setitem__(Path(path).name, fig))
+    figures.study_panels({n: [_history([5, 1, 0.6])] * 2 for n in names}, tmp_path / "c.png")
+    figures.study_errors({n: {"test, argmax": [0.99, 0.995, 0.993],
+                              "hand-in, graded": [0.98, 0.99, 0.992]} for n in names},
+                         tmp_path / "e.png")
+    panels = drawn["c.png"]
+    titles = [ax.get_title().split(" (")[0] for ax in panels.axes if ax.get_title()]
+    assert sorted(titles) == sorted(names)
+    errors = drawn["e.png"]
+    assert sorted(t.get_text() for t in errors.axes[0].get_yticklabels()) == sorted(names)
+    for fig in (panels, errors):
+        fig.canvas.draw()
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        width, height = fig.get_size_inches()
+        assert box.x0 >= -0.01 and box.y0 >= -0.01, "something is cut at the left or bottom edge"
+        assert box.x1 <= width + 0.01 and box.y1 <= height + 0.01, "something is cut at the right or top"
+        plt.close(fig)
+
+
+def test_the_page_shows_only_the_plan_rows_of_the_pinned_code():
+    """Catches: rows of other training code (or outside the plan) counted in a cell, and the
+    header counting rows it does not show."""
+    plan = study_plan.Plan("good", "abc1234", (0, 1), (study_plan.Cell("base", {}, ""),),
+                           (study_plan.Claim("x", ()),))
+    defaults = as_dict(load_params(ROOT / "params.yaml"))
+    row = {**flatten(defaults), "experiment": "e", "rev": "r", "seed": 0, "code": "good",
+           "test_acc": 0.99, "test_acc_sampled": 0.9, "handin_test_acc_sampled": 0.99,
+           "best_valid_acc": 0.99, "best_epoch": 4.0, "hardware": "CPU", "precision": "bf16"}
+    other = {**row, "experiment": "old", "seed": 1, "code": "other", "test_acc": 0.5}
+    page = study_page.markdown(plan, [row, other], defaults)
+    assert page.count("| e | r | base | 0 |") == 1 and "| old |" not in page
+    assert "1 runs in 1 cells" in page and "rows of other code in runs.csv (1)" in page
+    assert "0.9900 (1 seed)" in page
