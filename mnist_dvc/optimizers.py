@@ -30,8 +30,8 @@ def lr_factor(params: Params, step: int, steps_per_epoch: int) -> float:
     if params.scheduler == "steplr":
         return params.steplr.gamma ** (int(epoch) // params.steplr.step_size)
     warm = params.warmup
-    if epoch < warm.epochs:
-        return (step + 1) / (warm.epochs * steps_per_epoch)
+    if epoch < warm.epochs:  # capped: a fractional warm-up's last step would overshoot the peak
+        return min(1.0, (step + 1) / (warm.epochs * steps_per_epoch))
     if warm.decay == "exponential":
         return warm.gamma ** (epoch - warm.epochs)
     progress = (epoch - warm.epochs) / max(params.train.epochs - warm.epochs, 1e-9)

@@ -84,6 +84,26 @@ def test_lr_schedules(make_params):
     assert optimizers.lr_factor(exponential, 3 * spe, spe) == pytest.approx(0.25)
 
 
+def test_schedule_at_the_shipped_defaults_and_an_uneven_split(default_raw, make_params):
+    """The schedule as it ships: a 0.3-epoch warm-up over 49,980 training images (the default split
+    of 60,000 at valid_fraction 0.167) at batch 128, i.e. 390 full batches and a short one of 60:
+    391 steps an epoch, the warm-up ending inside step 117. Bugs caught: the warm-up's last step
+    overshooting the peak (it reached 1.006 x lr before the cap), steps per epoch counted as
+    49,980 // 128 = 390 (the short batch forgotten, so every later epoch's lr shifts), a jump where
+    warm-up hands over to cosine, cosine not reaching ~0 at the last step."""
+    params = make_params()
+    n_train = 60_000 - round(60_000 * default_raw["data"]["valid_fraction"])
+    steps = len(training.batch_starts(n_train, params.train.batch_size))
+    assert (n_train, steps) == (49_980, 391)
+    factors = [optimizers.lr_factor(params, s, steps) for s in range(params.train.epochs * steps)]
+    assert max(factors) == 1.0
+    peak = factors.index(1.0)
+    assert peak == 117  # the warm-up's last step: 117 / 391 < 0.3 <= 118 / 391
+    assert all(a < b for a, b in zip(factors[:peak], factors[1:peak + 1], strict=True))
+    assert all(abs(a - b) < 0.01 for a, b in zip(factors, factors[1:], strict=False))
+    assert factors[-1] < 1e-5
+
+
 def test_each_optimizer(make_params):
     model = MyConvNet()
     assert isinstance(optimizers.make_optimizer(make_params(optimizer="adam"), model), torch.optim.Adam)
