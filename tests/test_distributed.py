@@ -335,6 +335,21 @@ def test_the_surviving_rank_names_the_failed_rank_and_the_first_line_of_its_reas
                         "stages.train to resume from the last finished epoch")
 
 
+def test_a_silent_peer_s_failure_quotes_only_the_first_line_of_gloo_s_words(monkeypatch):
+    """No peer left a reason (it was killed): the survivor quotes the first line of its own
+    RuntimeError. The message is short, so a cut to 200 characters cannot hide a missing
+    first-line rule. Bug caught: the whole multi-line text quoted (a traceback-like second line
+    in what must be one line)."""
+    monkeypatch.delenv(distributed.STAGE_LAUNCH_ENV, raising=False)
+    monkeypatch.delenv("GROUP_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(distributed, "parent_argv", lambda: ["torchrun", "-m", "stages.train"])
+    closed = RuntimeError("Connection closed by peer [10.0.0.2]:29500\n  at gloo/transport.cc:42")
+    message = str(_rank_fails(monkeypatch, _FakeStore(), 0, closed))
+    assert message == ("rank 0: another training process died or stopped answering (Connection "
+                       "closed by peer [10.0.0.2]:29500): rerun torchrun -m stages.train to resume "
+                       "from the last finished epoch")
+
+
 def test_a_rank_s_own_error_names_the_rank(monkeypatch):
     """Bug caught: under torchrun, "error: train.batch_size ..." printed by some rank without
     saying which, or its reason lost for the other ranks."""
