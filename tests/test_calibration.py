@@ -51,6 +51,20 @@ def test_ece_weights_each_bin_by_its_share():
                                                    (pytest.approx(1 / 15), pytest.approx(2 / 15))]
 
 
+def test_a_confidence_exactly_on_an_edge_goes_to_the_bin_below():
+    """Bins are (k/15, (k+1)/15]. Three (or five) equal top logits and the rest -inf give a top
+    probability of exactly 1/3 (or 1/5) as a double, and 1/3 * 15 == 5.0, 1/5 * 15 == 3.0 exactly:
+    true edges, not 0.5999999999999998. Bug caught: left-closed bins [k/15, (k+1)/15) (floor
+    instead of ceil), which put them one bin up."""
+    logits = torch.full((2, 10), -math.inf, dtype=torch.float64)
+    logits[0, :3] = 0.0
+    logits[1, :5] = 0.0
+    top = logits.softmax(dim=1).max(dim=1).values
+    assert top.tolist() == [1 / 3, 1 / 5] and (top * 15).tolist() == [5.0, 3.0]  # exact edges
+    bins = calibration.reliability_bins(logits, torch.tensor([0, 0]))
+    assert [k for k, b in enumerate(bins) if b.count] == [2, 4]  # (2/15, 3/15] and (4/15, 5/15]
+
+
 def test_nll_by_hand():
     """Nine images with probability 0.9 on their true label and one with 1/90: NLL = (9 (-log 0.9)
     + log 90) / 10. Catches the NLL of the top probability instead of the true label's (that would
