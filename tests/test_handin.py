@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from repo_helpers import mark_project
 from small_model import train_small_model
 
 from commands import handin as handin_command
@@ -25,7 +26,7 @@ def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
     train = mnist_train.take(torch.arange(6000))
     valid = mnist_train.take(torch.arange(6000, 8000))
     test = mnist_test.take(torch.arange(2000))
-    root = tmp_path_factory.mktemp("project")
+    root = mark_project(tmp_path_factory.mktemp("project"))
     torch_save(train_small_model(default_raw, train, valid, test), root / paths.MODEL)
     save_digits(valid, root / paths.prepared("valid"))
     save_digits(test, root / paths.prepared("test"))
@@ -99,7 +100,7 @@ def test_same_model_gives_the_same_bytes(project, monkeypatch, tmp_path):
     (["21000000", "zhāngsān"], "must be ASCII letters only"),
     (["21000000", "zhang san"], "must be ASCII letters only"),
     (["21000000", "zhangsan", "--out", "no/such/folder"], "output folder no/such/folder does not exist"),
-    (["21000000", "zhangsan", "--model", "models/none.pt"], "models/none.pt is missing"),
+    (["21000000", "zhangsan", "--model", "models/none.pt"], "models/none.pt is missing: check the path"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(project, monkeypatch, capsys, args, problem):
     root, _ = project
@@ -112,6 +113,21 @@ def test_bad_input_is_one_line_and_writes_nothing(project, monkeypatch, capsys, 
     assert set(root.rglob("*")) == before
 
 
+def test_missing_model_fix_fits_the_cause(monkeypatch, capsys, tmp_path):
+    """No --model and no trained model: run the train stage (naming the project); a --model path
+    that is not there: check the path. Catches the one fix for both, which told a student with a
+    typo in --model to retrain (dvc repro train) and one without a model to check a path."""
+    project = mark_project(tmp_path / "project")
+    with pytest.raises(SystemExit):
+        run_handin(monkeypatch, project, "21000000", "zhangsan")
+    err = capsys.readouterr().err
+    assert f"{paths.MODEL} is missing: run the train stage first (dvc repro train in {project}" in err, err
+    with pytest.raises(SystemExit):
+        run_handin(monkeypatch, project, "21000000", "zhangsan", "--model", "modles/model.pt")
+    err = capsys.readouterr().err
+    assert err == "error: modles/model.pt is missing: check the path\n", err
+
+
 def test_sampled_accuracy_by_hand():
     """Two images, softmax [0.75, 0.25]: right with 0.75 and 0.25, so the grader expects 0.5 with
     standard deviation sqrt(0.75 * 0.25 * 2) / 2."""
@@ -119,6 +135,22 @@ def test_sampled_accuracy_by_hand():
     labels = torch.tensor([0, 1])
     assert handin.sampled_accuracy(logits, labels) == pytest.approx(0.5)
     assert handin.sampled_accuracy_sd(logits, labels) == pytest.approx(math.sqrt(0.375) / 2)
+
+
+def test_sampled_accuracy_by_hand_where_every_wrong_formula_differs():
+    """Three images, softmax rows [0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.5, 0.25, 0.25], true labels
+    0, 2, 1: the grader expects (0.7 + 0.3 + 0.25) / 3 with sd sqrt(0.21 + 0.21 + 0.1875) / 3. No
+    symmetry: softmax over the images (dim 0) gives 0.4126, the top probability 0.6, the argmax
+    accuracy 1/3, the probability of label 0 for every image 0.433, each a different number.
+    Bugs caught: each of those formulas, and a variance divided by n instead of n^2."""
+    probabilities = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.5, 0.25, 0.25]],
+                                 dtype=torch.float64)
+    logits, labels = probabilities.log(), torch.tensor([0, 2, 1])
+    assert handin.sampled_accuracy(logits, labels) == pytest.approx(1.25 / 3, abs=1e-12)
+    assert handin.sampled_accuracy_sd(logits, labels) == pytest.approx(math.sqrt(0.6075) / 3,
+                                                                       abs=1e-12)
+    wrong_axis = logits.softmax(dim=0).gather(1, labels[:, None]).mean().item()
+    assert abs(wrong_axis - 1.25 / 3) > 1e-3  # the example tells the axes apart
 
 
 def test_factor_is_the_smallest_within_tolerance_on_valid():
