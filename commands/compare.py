@@ -23,7 +23,7 @@ from pathlib import Path
 
 import dvc.api
 
-from mnist_dvc import compare, figures, metrics_files, paths
+from mnist_dvc import compare, metrics_files, paths, study_page
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_command
 from mnist_dvc.params import as_dict, flatten, load_params
@@ -74,11 +74,11 @@ def main() -> None:
             runs = [r for r in runs if r["rev"] in asked]
     page = compare.study_markdown(runs, param_keys, flat_defaults)
     write_text(args.out / "comparison.md", "# The study\n\n" + page)
-    figures.study_panels(compare.cell_curves(runs, histories, param_keys, flat_defaults),
-                         args.out / "curves.png")
-    figures.study_errors({label: {"test, argmax": [r["test_acc"] for r in rs]} for label, rs in
-                          compare.cell_runs(runs, param_keys, flat_defaults).items()},
-                         args.out / "test_errors.png")
+    study_page.study_panels(compare.cell_curves(runs, histories, param_keys, flat_defaults),
+                            args.out / "curves.png")
+    study_page.study_errors({label: {"test, argmax": [r["test_acc"] for r in rs]} for label, rs in
+                             compare.cell_runs(runs, param_keys, flat_defaults).items()},
+                            args.out / "test_errors.png")
     print(page, end="")
     print(f"compare: {len(runs)} runs → {args.out}/comparison.md")
 

@@ -1,10 +1,9 @@
-"""PNG figures for people without DVC: curves, confusion matrix, misclassified digits, reliability
-diagram, and the study's overlays."""
+"""PNG figures for people without DVC: curves, confusion matrix, misclassified digits and the
+reliability diagram (the study's figures are in study_page.py)."""
 
 from pathlib import Path
 
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
@@ -16,7 +15,7 @@ from mnist_dvc.atomic import atomic_path  # noqa: E402
 SPLIT_COLOURS = {"train": "green", "valid": "blue", "test": "red"}
 
 
-def _save(fig, path: str | Path) -> None:
+def save(fig, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -38,7 +37,7 @@ def curves(history: list[dict], best_epoch: int, path: str | Path) -> None:
     axes[0].set_yscale("log")
     fig.suptitle("MyConvNet on MNIST: per-epoch curves (test is monitoring only)")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def confusion(counts: torch.Tensor, path: str | Path) -> None:
@@ -58,7 +57,7 @@ def confusion(counts: torch.Tensor, path: str | Path) -> None:
     ax.set_title("Test confusion matrix (colour: log count)")
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
@@ -76,7 +75,7 @@ def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.T
     fig.suptitle(f"Misclassified test digits, true→predicted ({len(wrong)} shown of "
                  f"{int((labels != predicted).sum())})", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def reliability(models: dict[str, list], path: str | Path) -> None:
@@ -104,74 +103,4 @@ def reliability(models: dict[str, list], path: str | Path) -> None:
     counts_ax.set_ylabel("images")
     counts_ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _error(acc: float) -> float:
-    return 100 * (1 - acc)
-
-
-def study_panels(curves: dict[str, list[list[dict]]], path: str | Path):
-    """One small panel per cell (in the given order): train, valid and test error in % per epoch,
-    each seed a thin line, on one shared log scale so every panel reads against the others."""
-    cols = min(4, len(curves))
-    rows = -(-len(curves) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows + 0.8), sharey=True,
-                             squeeze=False)
-    for ax, (name, runs) in zip(axes.flat, curves.items(), strict=False):
-        for history in runs:
-            epochs = [int(h["epoch"]) for h in history]
-            for split, colour in SPLIT_COLOURS.items():
-                ax.plot(epochs, [_error(h[f"{split}_acc"]) for h in history], color=colour,
-                        linewidth=0.9, alpha=0.8, marker="." if len(epochs) < 8 else None)
-        ax.set_title(f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})", fontsize=9)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.grid(alpha=0.3, which="both")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in axes.flat[len(curves):]:
-        ax.axis("off")
-    handles = [plt.Line2D([], [], color=c, label=s) for s, c in SPLIT_COLOURS.items()]
-    fig.legend(handles=handles, loc="lower right", ncols=3, fontsize=8)
-    fig.suptitle("Error per epoch, every seed (test is monitoring only)", x=0.02, ha="left",
-                 fontsize=11)
-    fig.supxlabel("epoch", fontsize=9)
-    fig.supylabel("error, % (log scale)", fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
-    return fig
-
-
-def study_errors(cells: dict[str, dict[str, list[float]]], path: str | Path):
-    """Cells compared where their differences show: per metric (a panel), each seed's error in %
-    (dots) and the mean with its 95% t interval (bar; none for one seed), on a log axis, the best
-    cell on top. `cells`: name -> metric label -> the accuracies of its seeds."""
-    from mnist_dvc import study
-
-    metrics = list(next(iter(cells.values())))
-    first = metrics[0]
-    order = sorted(cells, key=lambda c: -study.interval(cells[c][first]).mean)[::-1]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 0.32 * len(cells) + 1.6),
-                             sharey=True, squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        for y, name in enumerate(order):
-            accs = cells[name][metric]
-            iv = study.interval(accs)
-            ax.plot([_error(a) for a in accs], [y] * len(accs), "o", color="grey", markersize=3,
-                    alpha=0.7)
-            if iv.n > 1:  # the interval of the accuracy, as error: its ends swap
-                ax.plot([_error(iv.high), _error(iv.low)], [y, y], color="black", linewidth=1.5)
-            ax.plot([_error(iv.mean)], [y], "|", color="black", markersize=12, markeredgewidth=2)
-        ax.set_xscale("log")
-        ax.margins(x=0.15)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.tick_params(axis="x", which="minor", labelsize=7)
-        ax.set_xlabel(f"{metric}: error, % (log scale)", fontsize=9)
-        ax.grid(alpha=0.3, which="both", axis="x")
-    axes[0][0].set_yticks(range(len(order)), order, fontsize=9)
-    fig.suptitle("Cells by test error: seeds (dots), mean and 95% interval (bar)", x=0.02,
-                 ha="left", fontsize=11)
-    fig.tight_layout()
-    _save(fig, path)
-    return fig
+    save(fig, path)

@@ -211,3 +211,13 @@ def with_overrides(raw: dict, overrides: dict) -> dict:
             node = node[key]
         node[leaf] = value
     return raw
+
+
+def same_value(a, b) -> bool:
+    """Two param values as YAML reads them: 2e-3 and 0.002, 8 and 8.0 are the same number, but a
+    boolean is never the number 1 or 0 (True == 1 in Python)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return a == b

@@ -62,6 +62,17 @@ def git_commit(root: Path = Path(".")) -> str:
     return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
+def committed(path: str, root: Path = Path(".")) -> str | None:
+    """A file (relative to `root`) as the checked-out commit holds it; None outside git or where
+    that commit has no such file."""
+    try:
+        done = subprocess.run(["git", "show", f"HEAD:./{path}"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def record(root: Path = Path(".")) -> dict:
     """What timing.json (and a benchmark's JSON) says about when and from what a run ran."""
     return {"date_utc": utc_now(), "git_commit": git_commit(root)}

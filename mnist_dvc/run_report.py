@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mnist_dvc import paths
 from mnist_dvc.errors import MnistError
-from mnist_dvc.params import Params, as_dict, flatten
+from mnist_dvc.params import Params, as_dict, flatten, same_value
 
 RELIABILITY_CAPTION = "Reliability diagram of the raw model and the hand-in (test set)"
 # Why the course's graded score differs from the argmax accuracy, beside the reliability diagram.
@@ -25,46 +25,21 @@ FIGURES = {
     paths.MISCLASSIFIED.name: "Misclassified test digits, true→predicted",
     paths.RELIABILITY.name: RELIABILITY_CAPTION,
 }
-# The project's documented defaults: params.yaml as committed, the README's params table.
-# tests/test_run_report.py checks that params.yaml agrees; a key missing here is reported as
-# having no documented default rather than failing the run.
-DEFAULTS = {
-    "seed": 0,
-    "optimizer": "adam",
-    "scheduler": "warmup",
-    "data": {"valid_fraction": 0.167, "stratify": False, "train_limit": 0, "test_limit": 0},
-    "model": {"head": "logits"},
-    "train": {"epochs": 4, "batch_size": 128, "lr": 0.003, "momentum": 0.9, "weight_decay": 1.0e-5,
-              "grad_clip": 10.0, "patience": 4, "label_smoothing": 0.1, "augment": True,
-              "precision": "auto", "processes": 1},
-    "steplr": {"step_size": 2, "gamma": 0.9},
-    "warmup": {"epochs": 0.3, "decay": "cosine", "gamma": 0.9},
-}
 NOT_RECORDED = "not recorded"
 
 
-def _same(a, b) -> bool:
-    # 2e-3 in params.yaml is the float 0.002, 8 may be written 8.0: compare numbers as numbers,
-    # but never a boolean as the number 1 or 0.
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return a == b
-
-
-def changed_params(params: Params, defaults: dict = DEFAULTS) -> list[tuple[str, object, object]]:
-    """(key, this run's value, default) for every param that differs from the defaults, in
-    params.yaml order; the default is None where there is no documented one."""
+def changed_params(params: Params, defaults: dict) -> list[tuple[str, object, object]]:
+    """(key, this run's value, default) for every param that differs from `defaults` (params.yaml
+    as committed, nested), in params.yaml order; the default is None where it has no such key."""
     known = flatten(defaults)
     return [(key, value, known.get(key)) for key, value in flatten(as_dict(params)).items()
-            if key not in known or not _same(value, known[key])]
+            if key not in known or not same_value(value, known[key])]
 
 
 def show(value) -> str:
     """A param value as params.yaml would spell it."""
     if value is None:
-        return "(no documented default)"
+        return "(not in the committed params.yaml)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -100,9 +75,10 @@ DATA_SOURCES = {"idx": "the four MNIST IDX files (MD5-checked)",
                 "seed": "the seed's four .pth tensor files (checked)"}
 
 
-def render(params: Params, train: dict, test: dict, timing: dict, classes: list[dict],
-           figure_links: dict[str, str], data_source: str) -> str:
-    """The report's Markdown. `train`, `test`, `timing`: metrics/train.json, test.json,
+def render(params: Params, defaults: dict | None, train: dict, test: dict, timing: dict,
+           classes: list[dict], figure_links: dict[str, str], data_source: str) -> str:
+    """The report's Markdown. `defaults`: params.yaml as committed (None outside git); `train`,
+    `test`, `timing`: metrics/train.json, test.json,
     timing.json; `classes`: the rows of metrics/classes.csv; `figure_links`: caption -> link;
     `data_source`: "idx" or "seed" (what data/raw holds)."""
     t, m, s = str(paths.TRAIN_METRICS), str(paths.TEST_METRICS), str(paths.TIMING)
@@ -135,15 +111,18 @@ def render(params: Params, train: dict, test: dict, timing: dict, classes: list[
         f"| machine | {machine} |",
         f"| trained | {_when(timing)}, from {DATA_SOURCES[data_source]} |",
         "",
-        "## Params that differ from the defaults",
+        "## Params that differ from the committed params.yaml",
         "",
     ]
-    changed = changed_params(params)
-    if changed:
-        lines += ["| param | this run | default |", "|---|---|---|"]
+    changed = changed_params(params, defaults) if defaults is not None else []
+    if defaults is None:
+        lines.append("Not known: this is not a git checkout, so there is no committed params.yaml "
+                     "to compare with (params.yaml holds this run's params).")
+    elif changed:
+        lines += ["| param | this run | committed |", "|---|---|---|"]
         lines += [f"| `{key}` | {show(value)} | {show(default)} |" for key, value, default in changed]
     else:
-        lines.append("None: this run used the documented defaults (the README's params table).")
+        lines.append("None: this run used params.yaml as committed.")
     lines += ["", "## Per-class test metrics", "",
               "| digit | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for row in classes:

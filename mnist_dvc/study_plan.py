@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from mnist_dvc.errors import MnistError
-from mnist_dvc.params import as_dict, flatten, parse_params, with_overrides
+from mnist_dvc.params import as_dict, flatten, parse_params, same_value, with_overrides
 
 PLAN = Path("study.yaml")
 # The stages whose code makes a row's numbers: train (the weights, the history) and evaluate.
@@ -120,15 +120,6 @@ def cell_params(cell: Cell, defaults: dict, seed: int, source: str = "study.yaml
         raise MnistError(f"{source}: a key of set is not in params.yaml: use the keys of "
                          "params.yaml") from None
     return flatten(as_dict(parse_params(raw, source)))
-
-
-def same_value(a, b) -> bool:
-    """Params compared as YAML reads them: 0 and 0.0 are the same learning rate, True is not 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return a == b
 
 
 def run_in(run: dict, params: dict) -> bool:

@@ -1,7 +1,9 @@
-"""Stage report: reports/run.md, one Markdown page on this run (params that differ from the
-defaults, test metrics, best epoch, time, precision, machine, per-class table, figures)."""
+"""Stage report: reports/run.md, one Markdown page on this run (params that differ from
+params.yaml as committed, test metrics, best epoch, time, precision, machine, per-class table, figures)."""
 
-from mnist_dvc import metrics_files, paths, run_report
+import yaml
+
+from mnist_dvc import metrics_files, paths, provenance, run_report
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_stage
 from mnist_dvc.mnist import source_kind
@@ -10,8 +12,11 @@ from mnist_dvc.params import load_params
 
 def main() -> None:
     params = load_params()
+    # The defaults are params.yaml as git HEAD holds it: what `dvc exp run -S` changed is the rest.
+    committed = provenance.committed(str(paths.PARAMS))
+    defaults = yaml.safe_load(committed) if committed else None
     read_json = metrics_files.read_json
-    text = run_report.render(params, read_json(paths.TRAIN_METRICS), read_json(paths.TEST_METRICS),
+    text = run_report.render(params, defaults, read_json(paths.TRAIN_METRICS), read_json(paths.TEST_METRICS),
                              read_json(paths.TIMING), metrics_files.read_csv(paths.CLASSES),
                              run_report.figure_links(paths.FIGURES), source_kind(paths.RAW))
     write_text(paths.RUN_REPORT, text)

@@ -28,7 +28,7 @@ def saved(monkeypatch):
     def capture(fig, path):
         figs[paths.Path(path).name] = fig
 
-    monkeypatch.setattr(figures, "_save", capture)
+    monkeypatch.setattr(figures, "save", capture)
     return figs
 
 

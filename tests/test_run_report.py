@@ -9,7 +9,6 @@ from repo_helpers import ROOT, env_with, make_repo, run
 
 from mnist_dvc import metrics_files, run_report
 from mnist_dvc.errors import MnistError
-from mnist_dvc.params import flatten
 
 TRAIN = {"best_valid_acc": 0.99511, "best_valid_loss": 0.087589, "best_epoch": 7, "epochs_run": 8}
 TEST = {"test_acc": 0.9952, "test_acc_sampled": 0.923112, "handin_test_acc_sampled": 0.995041,
@@ -22,6 +21,7 @@ TIMING = {"train_seconds": 328.871801, "seconds_per_epoch": 41.108975, "device":
           "threads": 2, "date_utc": "2026-11-30 00:10", "git_commit": "83dfbf2a1b2c-dirty"}
 CLASSES = [{"digit": d, "precision": 1.0 if d == 0 else 0.99, "recall": 0.98, "f1": 0.985,
             "support": 1000 + d} for d in range(10)]
+DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())  # params.yaml as committed
 LINKS = {"Curves": "../figures/curves.png", "Confusion": "../figures/confusion.png",
          run_report.RELIABILITY_CAPTION: "../figures/reliability.png"}
 
@@ -32,7 +32,7 @@ def test_report_from_known_inputs(make_params):
     key (valid accuracy shown as test accuracy), a changed param left out or an unchanged one listed."""
     params = make_params(optimizer="nadam", **{"train.epochs": 20, "train.augment": False,
                                                "train.lr": 0.0005, "data.train_limit": 1000})
-    text = run_report.render(params, TRAIN, TEST, TIMING, CLASSES, LINKS, "idx")
+    text = run_report.render(params, DEFAULTS, TRAIN, TEST, TIMING, CLASSES, LINKS, "idx")
     lines = text.splitlines()
     assert lines[0] == "# Run report"
     for expected in [
@@ -54,7 +54,7 @@ def test_report_from_known_inputs(make_params):
         "![Confusion](../figures/confusion.png)",
     ]:
         assert expected in lines, expected
-    start = lines.index("| param | this run | default |")
+    start = lines.index("| param | this run | committed |")
     assert lines[start + 2:start + 7] == [
         "| `optimizer` | nadam | adam |",
         "| `data.train_limit` | 1000 | 0 |",
@@ -71,32 +71,43 @@ def test_report_from_known_inputs(make_params):
 
 
 def test_defaults_run_says_so(make_params):
-    """The committed params.yaml is the documented defaults: nothing listed as changed. Catches a
+    """params.yaml as committed: nothing listed as changed. Catches a
     2e-3 vs 0.002 or 8 vs 8.0 spelling taken for a change."""
-    text = run_report.render(make_params(), TRAIN, TEST, TIMING, CLASSES, LINKS, "idx")
-    assert "None: this run used the documented defaults" in text
+    text = run_report.render(make_params(), DEFAULTS, TRAIN, TEST, TIMING, CLASSES, LINKS, "idx")
+    assert "None: this run used params.yaml as committed" in text
     assert "| param |" not in text
 
 
-def test_documented_defaults_match_params_yaml():
-    """run_report.DEFAULTS is the README's table of defaults; params.yaml as committed must agree.
-    Catches a default changed (or a param added) in params.yaml but not in the documented table:
-    the report would then call the new default a change, or show no default for the new key."""
-    committed = flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    documented = flatten(run_report.DEFAULTS)
-    assert committed.keys() == documented.keys()
-    different = [k for k in committed if not run_report._same(committed[k], documented[k])]
-    assert different == []
+def test_the_stage_compares_with_params_yaml_as_committed_not_the_workspace(tmp_path):
+    """Inside `dvc exp run -S train.lr=0.01` the workspace params.yaml holds the change; the report
+    lists it against git HEAD's params.yaml. Bug caught: defaults read from the workspace file
+    (nothing ever differs), or from a copy in the code that drifts from params.yaml (the two
+    disagreed before: defaults now have one home); outside git the report says it cannot tell."""
+    from mnist_dvc import provenance
+
+    (tmp_path / "params.yaml").write_text("train:\n  lr: 0.003\n")
+    assert provenance.committed("params.yaml", tmp_path) is None  # not a git checkout
+    for cmd in (["init", "-q"], ["add", "params.yaml"],
+                ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "p"]):
+        subprocess.run(["git", *cmd], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("train:\n  lr: 0.01\n")
+    assert yaml.safe_load(provenance.committed("params.yaml", tmp_path)) == {"train": {"lr": 0.003}}
 
 
-def test_a_param_without_documented_default_and_booleans(make_params):
-    """A key the defaults table lacks is listed with "(no documented default)"; true is not 1."""
+def test_outside_git_the_report_says_it_cannot_compare(make_params):
+    text = run_report.render(make_params(**{"train.lr": 0.01}), None, TRAIN, TEST, TIMING, CLASSES,
+                             LINKS, "idx")
+    assert "Not known: this is not a git checkout" in text and "| `train.lr` |" not in text
+
+
+def test_a_param_not_in_the_committed_params_and_booleans(make_params):
+    """A key the committed params.yaml lacks is listed as not in it; true is not 1."""
     params = make_params()
-    defaults = {k: v for k, v in run_report.DEFAULTS.items() if k != "seed"}
+    defaults = {k: v for k, v in DEFAULTS.items() if k != "seed"}
     defaults["data"] = {**defaults["data"], "stratify": 1}
     changed = {key: (value, default) for key, value, default in run_report.changed_params(params, defaults)}
     assert changed == {"seed": (0, None), "data.stratify": (False, 1)}
-    assert run_report.show(None) == "(no documented default)"
+    assert run_report.show(None) == "(not in the committed params.yaml)"
     assert [run_report.show(v) for v in (True, 1e-05, 0.167, 8, "adam")] == ["true", "1e-05", "0.167",
                                                                                "8", "adam"]
 
@@ -106,8 +117,8 @@ def test_true_is_not_1_nor_false_0(make_params):
     Catches `_same`'s boolean guard removed: true against a default of 1 (and false against 0,
     1 against a default of true) would be taken as unchanged and left out of the report."""
     params = make_params(**{"train.epochs": 1})
-    defaults = {**run_report.DEFAULTS, "data": {**run_report.DEFAULTS["data"], "stratify": 0},
-                "train": {**run_report.DEFAULTS["train"], "augment": 1, "epochs": True}}
+    defaults = {**DEFAULTS, "data": {**DEFAULTS["data"], "stratify": 0},
+                "train": {**DEFAULTS["train"], "augment": 1, "epochs": True}}
     changed = {key: (value, default)
                for key, value, default in run_report.changed_params(params, defaults)}
     assert changed == {"data.stratify": (False, 0), "train.augment": (True, 1),
@@ -117,7 +128,7 @@ def test_true_is_not_1_nor_false_0(make_params):
 def test_timing_from_an_older_run_says_not_recorded(make_params):
     """timing.json from before the machine fields existed: the report says so instead of failing."""
     old = {"train_seconds": 300.0, "seconds_per_epoch": 37.5}
-    text = run_report.render(make_params(), TRAIN, TEST, old, CLASSES, LINKS, "seed")
+    text = run_report.render(make_params(), DEFAULTS, TRAIN, TEST, old, CLASSES, LINKS, "seed")
     assert "| precision | not recorded |" in text
     assert ("| machine | not recorded: not recorded; processor not recorded; torch not recorded, "
             "not recorded threads |") in text
@@ -134,7 +145,7 @@ def test_missing_metric_is_one_clear_error(make_params, which, key, origin):
               "classes": [dict(row) for row in CLASSES]}
     del (inputs[which][0] if which == "classes" else inputs[which])[key]
     with pytest.raises(MnistError, match=f"{origin} lacks {key}: .*rerun dvc repro"):
-        run_report.render(make_params(), inputs["train"], inputs["test"], inputs["timing"],
+        run_report.render(make_params(), DEFAULTS, inputs["train"], inputs["test"], inputs["timing"],
                           inputs["classes"], LINKS, "idx")
 
 
@@ -157,10 +168,11 @@ def test_figure_links_are_relative_to_the_report(tmp_path):
 
 @pytest.mark.e2e
 def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
-    """`dvc repro report` on known metrics files: reports/run.md appears with the repo's changed
-    params (the test repo's small limits), links that resolve, and is left for git to commit
+    """`dvc repro report` on known metrics files: reports/run.md appears with the params changed
+    from the committed params.yaml (lr, as -S leaves it), links that resolve, and is left for git to commit
     (cache: false, not in .gitignore); editing a param marks the report stage changed.
-    Catches a report not declared in dvc.yaml, kept in the DVC cache, or not rerun on -S changes."""
+    Catches a report not declared in dvc.yaml, kept in the DVC cache, or not rerun on -S changes,
+    and defaults read from the workspace params.yaml (nothing would ever differ)."""
     repo = make_repo(tmp_path / "repo")
     (repo / "metrics").mkdir()
     (repo / "figures").mkdir()
@@ -171,10 +183,14 @@ def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
     for name in run_report.FIGURES:
         (repo / "figures" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
     env = env_with(Path("/nonexistent"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["lr"] = 0.01  # as `dvc exp run -S train.lr=0.01` leaves params.yaml
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     done = run(repo, "dvc", "repro", "--single-item", "report", env=env)
     assert "report: reports/run.md" in done.stdout
     text = (repo / "reports/run.md").read_text()
-    assert "| `data.train_limit` | 1200 | 0 |" in text and "| `train.epochs` | 1 | 4 |" in text
+    # Against params.yaml as committed (the repo's tiny limits are committed: not a change).
+    assert "| `train.lr` | 0.01 | 0.003 |" in text and "`data.train_limit`" not in text
     assert "| test accuracy | **0.9952** (loss 0.0870, macro F1 0.9952) |" in text
     assert "from the four MNIST IDX files (MD5-checked) |" in text
     for link in [line.split("](")[1][:-1] for line in text.splitlines() if line.startswith("![")]:
@@ -183,8 +199,7 @@ def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
     assert ignored.returncode == 1  # not ignored: git commits it
     assert [p for p in (repo / ".dvc/cache").rglob("*") if p.is_file()] == []  # not in the cache
     assert "up to date" in run(repo, "dvc", "status", "report", env=env).stdout
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["lr"] = 0.01
+    params["train"]["lr"] = 0.02
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = run(repo, "dvc", "status", "report", env=env).stdout
     assert "changed deps" in status and "params.yaml" in status and "modified" in status

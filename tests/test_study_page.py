@@ -41,9 +41,9 @@ def test_every_cell_has_its_panel_and_no_label_is_cut(tmp_path, monkeypatch):
     plan = study_plan.load_plan(ROOT / "study.yaml")
     names = [c.name for c in plan.cells]
     drawn = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.__setitem__(Path(path).name, fig))
-    figures.study_panels({n: [_history([5, 1, 0.6])] * 2 for n in names}, tmp_path / "c.png")
-    figures.study_errors({n: {"test, argmax": [0.99, 0.995, 0.993],
+    monkeypatch.setattr(figures, "save", lambda fig, path: drawn.__setitem__(Path(path).name, fig))
+    study_page.study_panels({n: [_history([5, 1, 0.6])] * 2 for n in names}, tmp_path / "c.png")
+    study_page.study_errors({n: {"test, argmax": [0.99, 0.995, 0.993],
                               "hand-in, graded": [0.98, 0.99, 0.992]} for n in names},
                          tmp_path / "e.png")
     panels = drawn["c.png"]
