@@ -6,9 +6,11 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: repro test test-fast lint mutate bench study clean-venv
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+# The project itself goes in editable (its code is this folder), so `mnist-dvc` runs from anywhere.
+$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 repro: $(INSTALLED)

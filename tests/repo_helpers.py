@@ -39,6 +39,16 @@ def write_params(project: Path, overrides: dict) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
+def mark_project(folder: Path) -> Path:
+    """Make `folder` a project the user commands recognise (paths.project_root): the project's
+    dvc.yaml and params.yaml in it (the rest is whatever the test puts there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml"):
+        if not (folder / name).exists():
+            shutil.copy(ROOT / name, folder / name)
+    return folder
+
+
 def make_repo(path: Path, overrides: dict = TINY) -> Path:
     """A copy of the project as its own git + DVC repo, params.yaml with dotted overrides."""
     copy_project(path)
