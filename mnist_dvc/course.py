@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.distributions import Categorical
+from tqdm import tqdm
 
 from mnist_dvc.digits import Digits
 from mnist_dvc.handin import expected_score
@@ -54,14 +55,18 @@ def course_inputs(images: torch.Tensor) -> torch.Tensor:
     return images.float().div(255).unsqueeze(1)
 
 
-def course_grade(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, seed: int) -> float:
+def course_grade(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, seed: int,
+                 progress: str | None = None) -> float:
     """The course's loop, literally: seed the global RNG, then for each image one (1, 28, 28) float
-    [0, 1] tensor through the net and a label *sampled* from its softmax; the fraction right."""
+    [0, 1] tensor through the net and a label *sampled* from its softmax; the fraction right.
+    With `progress`, a tqdm bar with that label counts the images on stderr (on a terminal)."""
     net.eval()
     torch.manual_seed(seed)
     num_correct = 0
     with torch.no_grad():
-        for feature, true_label in zip(course_inputs(images), labels, strict=True):
+        pairs = zip(course_inputs(images), labels, strict=True)
+        for feature, true_label in tqdm(pairs, total=len(labels), desc=progress, unit="image",
+                                        leave=False, disable=None if progress else True):
             prob = net(feature).detach()
             label = Categorical(prob).sample().item()
             num_correct += int(label == true_label.item())

@@ -3,15 +3,18 @@ on a small model trained here with label smoothing; and every file it must refus
 
 import argparse
 import importlib
+import io
 import os
+import pickle
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from repo_helpers import write_params
+from repo_helpers import mark_project, write_params
 from small_model import train_small_model
 
 from commands import grade as grade_command
@@ -37,6 +40,7 @@ def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
     test = mnist_test.take(torch.arange(500))
     root = tmp_path_factory.mktemp("project")
     write_params(root, {})
+    mark_project(root)
     torch_save(train_small_model(default_raw, train, valid, test), root / paths.MODEL)
     save_digits(valid, root / paths.prepared("valid"))
     save_digits(test, root / paths.prepared("test"))
@@ -56,14 +60,17 @@ def grade(monkeypatch, root, *args):
 
 
 def parse(line: str) -> dict:
-    """`FILE: argmax A, expected graded E ± S, sampled X (seed 0), ...` as numbers."""
+    """`FILE: argmax A, expected graded E ± S` as numbers."""
     _, rest = line.split(": argmax ")
     argmax, rest = rest.split(", expected graded ")
-    expected, rest = rest.split(" ± ")
-    sd, _, sampled = rest.partition(", sampled ")
-    runs = {int(part.split("(seed ")[1].rstrip(")")): float(part.split()[0])
-            for part in sampled.split(", ") if part}
-    return {"argmax": float(argmax), "expected": float(expected), "sd": float(sd), "sampled": runs}
+    expected, sd = rest.split(" ± ")
+    return {"argmax": float(argmax), "expected": float(expected), "sd": float(sd)}
+
+
+def parse_sampled(line: str) -> dict[int, float]:
+    """`FILE: sampled X (seed 0), Y (seed 1) (the course's loop, ...)` as {seed: score}."""
+    runs = line.split(": sampled ")[1].split(" (the course's loop")[0]
+    return {int(part.split("(seed ")[1].rstrip(")")): float(part.split()[0]) for part in runs.split(", ")}
 
 
 def test_grade_of_the_handin_is_evaluates_handin_score(project, monkeypatch, capsys):
@@ -148,7 +155,7 @@ def test_sampled_runs_are_reproducible_by_seed(project, monkeypatch, capsys):
     assert len(set(first)) > 1, first
     capsys.readouterr()
     grade(monkeypatch, root, paths.MODEL, "--runs", "2")
-    shown = parse(capsys.readouterr().out.splitlines()[1])["sampled"]
+    shown = parse_sampled(capsys.readouterr().out.splitlines()[2])
     assert list(shown) == [0, 1]
     assert shown[1] == round(course_grade(net, test.images, test.labels, 1), 4)
 
@@ -179,13 +186,20 @@ class RunsCode:
         return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
 
 
+def write_plain_pickle(path: Path) -> None:
+    with open(path, "wb") as file:
+        pickle.dump(MyConvNet().state_dict(), file)
+
+
 def bad_files(folder):
-    """name -> (what to write, or None for no file; the line's expected fragment)."""
+    """name -> (what to write: bytes, an object for torch.save, a function of the path, or None
+    for no file; the line's expected fragment, the fix that fits the cause)."""
     good = MyConvNet().state_dict()
     other = {**good, "cnn.0.weight": torch.zeros(16, 1, 3, 3)}  # a smaller student model's conv
     renamed = {k.replace("cnn.", "features."): v for k, v in good.items()}
     return {
         "missing.pth": (None, "missing.pth is missing: check the path"),
+        "folder.pth": (lambda p: p.mkdir(), "folder.pth is a folder, not a weights file: name the file"),
         "tensor.pth": (torch.zeros(3), "tensor.pth holds a Tensor, not a state_dict"),
         "list.pth": ([torch.zeros(3)], "list.pth holds a list, not a state_dict"),
         "other_shape.pth": (other, "layer cnn.0.weight has shape [16, 1, 3, 3], MyConvNet expects "
@@ -194,21 +208,34 @@ def bad_files(folder):
         "extra.pth": ({**good, "head.weight": torch.zeros(1)}, "unexpected layer head.weight"),
         "code.pth": ({"cnn.0.weight": RunsCode()}, "holds a pickled object that could run code (exec)"),
         "text.pth": (b"not a checkpoint\n", "is not a file written by torch.save"),
+        "whole.pth": (MyConvNet(), "holds a whole pickled model (torch.save(net)), refused unread"
+                                   ": loading it would run its code (mnist_dvc.model.MyConvNet); you "
+                                   "saved the whole model: save the weights alone with "
+                                   "torch.save(net.state_dict(), path)"),
+        "checkpoint.pth": ({"model": good, "epoch": 3, "best_acc": 0.99},
+                           "is a checkpoint dict with the weights under 'model': save those alone, "
+                           "torch.save(checkpoint['model'], path)"),
+        "plain.pth": (write_plain_pickle, "is a plain pickle (pickle.dump), not a torch.save file: "
+                                          "refused unread (a pickle can run code)"),
     }
 
 
 @pytest.mark.parametrize("name", list(bad_files(None)))
 def test_bad_file_is_one_line_exit_2_and_nothing_graded(project, monkeypatch, capsys, tmp_path, name):
-    """Each file the course could not grade is refused with one line naming it and the problem,
-    exit 2, nothing written, no code run, and no other file graded (all are checked first).
-    Catches a traceback (KeyError, UnpicklingError, size mismatch from load_state_dict), a pickled
-    object unpickled without weights_only, a refusal that names no layer, and grading the good file
-    before failing on the bad one."""
+    """Each file the course could not grade is refused with one line naming it, the problem and the
+    fix that fits it, exit 2, nothing written, no code run, and no other file graded (all are
+    checked first). Catches a traceback (KeyError, UnpicklingError, size mismatch from
+    load_state_dict), a pickled object unpickled without weights_only, a refusal that names no
+    layer, grading the good file before failing on the bad one; and a fix that misses its cause:
+    a folder called "missing", a whole saved model told only that it "could run code", a checkpoint
+    dict told it lacks a layer, a plain pickle called corrupt after torch's two-line UserWarning."""
     root, _ = project
     content, fragment = bad_files(tmp_path)[name]
     path = tmp_path / name
     if isinstance(content, bytes):
         path.write_bytes(content)
+    elif callable(content) and not isinstance(content, torch.nn.Module):
+        content(path)
     elif content is not None:
         torch.save(content, path)
     before = set(root.rglob("*")) | set(tmp_path.rglob("*"))
@@ -219,10 +246,60 @@ def test_bad_file_is_one_line_exit_2_and_nothing_graded(project, monkeypatch, ca
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and captured.err.startswith("error: "), captured.err
     assert fragment in captured.err and "Traceback" not in captured.err, captured.err
-    assert "torch.save(net.state_dict(), path)" in captured.err or name == "missing.pth"
+    assert "torch.save(net.state_dict(), path)" in captured.err or name in ("missing.pth", "folder.pth")
+    assert "corrupt" not in captured.err or name == "text.pth", captured.err
     assert captured.out == ""
     assert set(root.rglob("*")) | set(tmp_path.rglob("*")) == before
     assert not (tmp_path / "PWNED").exists() and not (root / "PWNED").exists()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_expected_score_comes_first_then_the_loop_with_progress(project, monkeypatch, capsys):
+    """The expected score (a second's work) is printed before the literal loop starts, and the
+    loop shows a labelled tqdm bar on a terminal. Catches grade printing nothing until every run
+    is done (it looked hung for minutes), and a loop without progress."""
+    root, test = project
+    printed_before_loop, labels = [], []
+    real_loop = course.course_grade
+
+    def loop(net, images, labels_, seed, progress=None):
+        printed_before_loop.append(capsys.readouterr().out)
+        labels.append(progress)
+        return real_loop(net, images[:20], labels_[:20], seed, progress)
+
+    monkeypatch.setattr(course, "course_grade", loop)
+    capsys.readouterr()
+    grade(monkeypatch, root, HANDIN, "--runs", "2")
+    first = printed_before_loop[0].splitlines()
+    assert len(first) == 2 and first[1].startswith(f"{HANDIN}: argmax "), first
+    assert labels == ["seed 0", "seed 1"]
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    net = course.load_checked(root / HANDIN).net
+    real_loop(net, test.images[:30], test.labels[:30], 0, "seed 0")
+    shown = terminal.getvalue()  # the bar counts up, then clears itself (leave=False)
+    assert "\rseed 0:   0%|" in shown and "/30 [" in shown, shown
+
+
+def test_console_script_grades_from_a_folder_outside_the_projects_root(project, tmp_path):
+    """`mnist-dvc grade FILE` run in a subfolder finds the project above it (its test set) and
+    reads FILE where it is typed. Catches a console script that is not installed, commands that
+    read data/ relative to the current folder (grade found no test set outside the root), and a
+    FILE resolved against the project instead of where the user is."""
+    root, test = project
+    sub = root / "homework"
+    sub.mkdir(exist_ok=True)
+    (sub / "mine.pth").write_bytes((root / HANDIN).read_bytes())
+    done = subprocess.run([str(Path(sys.executable).parent / "mnist-dvc"), "grade", "mine.pth",
+                           "--runs", "0"], cwd=sub, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"grade: {len(test)} test images from {root / paths.prepared('test')}")
+    assert lines[1].startswith("mine.pth: argmax ")
 
 
 def test_test_set_is_the_prepared_one_else_the_raw_files(tmp_path, monkeypatch, mnist_dir):
