@@ -25,3 +25,17 @@ def test_every_torch_load_says_weights_only():
                for call in calls_to(ast.parse(path.read_text()), "torch.load")
                if not any(k.arg == "weights_only" for k in call.keywords)]
     assert missing == []
+
+
+def test_project_code_loads_only_with_weights_only_true():
+    """Bug caught: a `torch.load(..., weights_only=False)` in the code that reads users' and
+    downloaded files (the commands included), which would run any pickled code in them. Only
+    tests may load their own files with False."""
+    code = sorted(p for folder in ("mnist_dvc", "stages", "bench", "commands")
+                  for p in (ROOT / folder).rglob("*.py"))
+    unsafe = [f"{path.relative_to(ROOT)}:{call.lineno}" for path in code
+              for call in calls_to(ast.parse(path.read_text()), "torch.load")
+              if not any(k.arg == "weights_only" and isinstance(k.value, ast.Constant)
+                         and k.value.value is True for k in call.keywords)]
+    assert code
+    assert unsafe == []
