@@ -3,17 +3,21 @@ digits, batches its work, and its command line answers every good file and names
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from repo_helpers import mark_project
 
-from mnist_dvc import classify, inference, training
+from mnist_dvc import calibrated, classify, doubts, handin, images, inference, training
+from mnist_dvc import paths as mnist_paths
 from mnist_dvc.device import FP32
-from mnist_dvc.digits import Digits
+from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.params import parse_params, with_overrides
 
@@ -43,6 +47,17 @@ def model_file(model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
     torch.save(model.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def project(model_file, mnist_train, tmp_path_factory) -> Path:
+    """A project (dvc.yaml, params.yaml) holding the model and 500 valid digits it was not trained
+    on: what predict reads to calibrate. No dvc.lock: the factor is chosen on valid."""
+    root = mark_project(tmp_path_factory.mktemp("project"))
+    (root / mnist_paths.MODEL).parent.mkdir()
+    shutil.copy(model_file, root / mnist_paths.MODEL)
+    save_digits(mnist_train.take(torch.arange(5500, 6000)), root / mnist_paths.prepared("valid"))
+    return root
 
 
 def upscale(image: Image.Image, size: int) -> Image.Image:
@@ -205,12 +220,12 @@ def test_files_go_through_the_model_in_batches_and_answers_keep_their_order(mode
     assert capsys.readouterr().err == ""  # stderr is not a terminal here: no bar
 
 
-def predict(*args, cwd=ROOT):
+def predict(*args, cwd):
     return subprocess.run([sys.executable, "-m", "commands.predict", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_answers_good_files_and_names_each_bad_one(model_file, mnist_test, tmp_path):
+def test_cli_answers_good_files_and_names_each_bad_one(model_file, project, mnist_test, tmp_path):
     """Exit 1, one JSON object per good image (folder contents included, in name order), one stderr
     line per bad path naming it. Catches a bad file stopping the run or taking others with it,
     errors that are tracebacks or several lines, and a JSON shape that drifts."""
@@ -232,13 +247,13 @@ def test_cli_answers_good_files_and_names_each_bad_one(model_file, mnist_test, t
             (tmp_path / name).write_bytes(content)
     result = predict(folder, tmp_path / "missing.png", good, tmp_path / "text.png",
                      tmp_path / "cut.png", tmp_path / "blank.png", tmp_path / "empty",
-                     "--json", "--top", "3", "--model", model_file)
+                     "--json", "--top", "3", "--model", model_file, cwd=project)
     assert result.returncode == 1, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(r["path"]).name for r in rows] == ["0.png", "1.png", "2.png", "good.png"]
     assert [r["digit"] for r in rows] == mnist_test.labels[:4].tolist()
     for r in rows:
-        assert set(r) == {"path", "digit", "probability", "top"}
+        assert set(r) == {"path", "digit", "probability", "top", "doubt", "calibration"}
         assert len(r["top"]) == 3 and r["top"][0] == {"digit": r["digit"], "probability": r["probability"]}
         assert 0 < r["probability"] <= 1
     errors = result.stderr.splitlines()
@@ -249,22 +264,110 @@ def test_cli_answers_good_files_and_names_each_bad_one(model_file, mnist_test, t
     assert "Traceback" not in result.stderr
 
 
-def test_cli_text_output_and_exit_codes(model_file, mnist_test, tmp_path):
-    """All good: exit 0, `PATH: DIGIT (P)` per image, nothing on stderr (no bar off a terminal).
-    No model: exit 2 and one line saying how to get one. A bad --top: a usage error."""
+def test_cli_text_output_and_exit_codes(model_file, project, mnist_test, tmp_path):
+    """All good: exit 0, the line naming the probabilities, then `PATH: DIGIT (P)` per image,
+    nothing on stderr (no bar off a terminal). No model in the project: exit 2 and one line saying
+    how to get one; a mistyped --model: check the path (not "retrain"). A bad --top: a usage error."""
     paths = []
     for i in range(2):
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(mnist_test.images[i].numpy()).save(paths[-1])
-    result = predict(*paths, "--model", model_file)
+    result = predict(*paths, "--model", model_file, cwd=project)
     assert result.returncode == 0 and result.stderr == ""
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.startswith("predict: calibrated probabilities: softmax of the logits x"), header
     assert len(lines) == 2
     for path, line, label in zip(paths, lines, mnist_test.labels.tolist()[:2], strict=True):
         assert re.fullmatch(rf"{re.escape(str(path))}: {label} \(\d\.\d{{4}}\)", line), line
 
-    missing = predict(paths[0], "--model", tmp_path / "none.pt")
+    typo = predict(paths[0], "--model", tmp_path / "none.pt", cwd=project)
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert typo.stderr == f"error: {tmp_path / 'none.pt'} is missing: check the path\n"
+    empty = mark_project(tmp_path / "empty")
+    missing = predict(paths[0], cwd=empty)
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.count("\n") == 1 and "dvc repro train" in missing.stderr
 
-    assert predict(paths[0], "--top", "0", "--model", model_file).returncode == 2
+    assert predict(paths[0], "--top", "0", "--model", model_file, cwd=project).returncode == 2
+
+
+def test_cli_probabilities_are_calibrated_and_say_so(model, project, mnist_train, mnist_test, tmp_path):
+    """predict's probabilities are softmax(logits × the hand-in's factor), the factor chosen on the
+    project's valid set as the hand-in command chooses it, and the output says so; --raw gives the
+    model's own softmax. Catches the raw, under-confident softmax reported (the old "7 (0.49)"
+    style), a factor from the wrong data or never applied, and output that hides which it is."""
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(mnist_test.images[i].numpy()).save(files[-1])
+    valid = mnist_train.take(torch.arange(5500, 6000))
+    factor = handin.choose_factor(inference.logits_of(model, valid), valid.labels)
+    assert factor > 1, "the fixture model should need sharpening, or this test shows nothing"
+    with torch.no_grad():
+        logits = model(torch.stack([images.load_digit(f) for f in files]))
+    for args, scale in (([], factor), (["--raw"], 1.0)):
+        done = predict(*files, "--json", "--top", "10", *args, cwd=project)
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [r["calibration"] for r in rows] == [scale] * 3
+        for row, want in zip(rows, torch.softmax(logits * scale, dim=1), strict=True):
+            got = [p for _, p in sorted((t["digit"], t["probability"]) for t in row["top"])]
+            assert got == pytest.approx(want.tolist(), abs=1e-5)
+    header = predict(files[0], cwd=project).stdout.splitlines()[0]
+    assert header == (f"predict: calibrated probabilities: softmax of the logits x{factor:g}, the "
+                      "hand-in's factor (chosen now on the project's 500 valid images)")
+
+
+def test_recorded_factor_belongs_to_the_model_it_was_recorded_for(project, tmp_path):
+    """The factor in metrics/test.json is used only while dvc.lock says the evaluate stage made
+    that file from this very model file. Catches a stale factor (another model, an edited
+    test.json) applied silently: calibrated probabilities that are not."""
+    root = shutil.copytree(project, tmp_path / "copy")
+    test_json = root / mnist_paths.TEST_METRICS
+    test_json.parent.mkdir()
+    test_json.write_text('{"handin_factor": 7.0}\n')
+
+    def lock(model_md5, json_md5):
+        (root / mnist_paths.DVC_LOCK).write_text(
+            "schema: '2.0'\nstages:\n  evaluate:\n    cmd: python -m stages.evaluate\n    deps:\n"
+            f"    - path: models/model.pt\n      md5: {model_md5}\n    outs:\n"
+            f"    - path: metrics/test.json\n      md5: {json_md5}\n")
+
+    model_path = root / mnist_paths.MODEL
+    lock(calibrated.md5(model_path), calibrated.md5(test_json))
+    assert calibrated.recorded_factor(root, model_path) == 7.0
+    lock("0" * 32, calibrated.md5(test_json))
+    assert calibrated.recorded_factor(root, model_path) is None
+    lock(calibrated.md5(model_path), "0" * 32)
+    assert calibrated.recorded_factor(root, model_path) is None
+
+
+def side_by_side(left: torch.Tensor, right: torch.Tensor, gap: int) -> Image.Image:
+    """Two MNIST digits (white on black) in one image, their 28 px boxes `gap` px apart."""
+    sheet = torch.zeros(28, 56 + gap, dtype=torch.uint8)
+    sheet[:, :28] = left
+    sheet[:, 28 + gap:] = torch.maximum(sheet[:, 28 + gap:], right)
+    return Image.fromarray(sheet.numpy())
+
+
+def test_two_digits_or_none_are_flagged(model_file, project, mnist_test, tmp_path):
+    """A photo of two digits, or of no digit the model believes in, is answered `doubtful: ...`
+    with what to do; single digits are not. Catches a pair answered "7 (0.49)" as if it were one
+    digit, and a doubt rule so eager that it flags ordinary digits (measured: at most 2 of the
+    1,000 test digits, at least 95% of 200 pairs)."""
+    fields = [images.mnist_style(images.ink(mnist_test.images[i].numpy() / 255.0)) for i in range(1000)]
+    assert sum(doubts.parts(f.numpy()) > 1 for f in fields) <= 2
+    pairs = [side_by_side(mnist_test.images[i], mnist_test.images[999 - i], gap=i % 10 - 2)
+             for i in range(200)]
+    found = [doubts.parts(images.mnist_style(images.ink(np.asarray(p) / 255.0)).numpy()) for p in pairs]
+    assert sum(n == 2 for n in found) >= 190, sum(n == 2 for n in found)
+    assert doubts.doubt(fields[0].numpy(), 0.45).startswith("no digit is likely (the likeliest has 0.45)")
+    assert doubts.doubt(fields[0].numpy(), 0.55) is None
+    pairs[0].save(tmp_path / "pair.png")
+    Image.fromarray(mnist_test.images[0].numpy()).save(tmp_path / "one.png")
+    done = predict(tmp_path / "pair.png", tmp_path / "one.png", "--model", model_file, cwd=project)
+    assert done.returncode == 0, done.stderr
+    pair_line, one_line = done.stdout.splitlines()[1:]
+    assert pair_line.endswith(" doubtful: 2 digits side by side? crop each digit into an image of "
+                              "its own"), pair_line
+    assert "doubtful" not in one_line, one_line
