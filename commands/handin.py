@@ -1,15 +1,16 @@
 """Write the hw7 hand-in from the trained model (a user command: it needs your id and name).
 
-    python -m commands.handin 21000000 zhangsan            # -> hw7_21000000_zhangsan.pth
-    python -m commands.handin 21000000 zhangsan --out ~/hw7
+    mnist-dvc handin 21000000 zhangsan            # -> ./hw7_21000000_zhangsan.pth
+    mnist-dvc handin 21000000 zhangsan --out ~/hw7
 
-The file is a plain state_dict of models/model.pt for the course's MyConvNet, its last layer
+The file is a plain state_dict of the project's models/model.pt for the course's MyConvNet, its last layer
 sharpened by a factor chosen on the valid set (see mnist_dvc/handin.py): the argmax of every image
 stays, and the course's sampling grader scores close to the argmax accuracy. Prints argmax and
 graded accuracy on valid and test before and after. The same model gives the same bytes.
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 from mnist_dvc import handin, paths
@@ -29,12 +30,15 @@ def main() -> None:
     parser.add_argument("student_id", help="your student number, digits only")
     parser.add_argument("name", help="your name in pinyin, ASCII letters only (e.g. zhangsan)")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder to write to (default .)")
-    parser.add_argument("--model", type=Path, default=paths.MODEL, help=f"weights (default {paths.MODEL})")
+    parser.add_argument("--model", type=Path, metavar="FILE",
+                        help=f"weights (default: the project's {paths.MODEL})")
     args = parser.parse_args()
     target = handin.output_path(args.out, args.student_id, args.name)  # bad input fails first
 
-    model = load_model(args.model)  # on the CPU, in fp32: as the course runs it
-    valid, test = load_digits(paths.prepared("valid")), load_digits(paths.prepared("test"))
+    root = paths.project_root()
+    model_path, missing = paths.model_choice(args.model, root)
+    model = load_model(model_path, "cpu", missing)  # on the CPU, in fp32: as the course runs it
+    valid, test = load_digits(root / paths.prepared("valid")), load_digits(root / paths.prepared("test"))
     graded = handin.grade((logits_of(model, valid), valid.labels),
                           (logits_of(model, test), test.labels))
     state = handin.sharpened(model.state_dict(), graded["factor"])
@@ -53,4 +57,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[0] = "python -m commands.handin"  # what --help shows; `mnist-dvc handin` sets its own
     run_command(main, INTERRUPTED)

@@ -72,7 +72,7 @@ def file_name(student_id: str, name: str) -> str:
     """The course's name for the hand-in: hw7_<student id>_<name in pinyin>.pth."""
     if not re.fullmatch(r"[0-9]+", student_id):
         raise MnistError(f"student id {student_id!r} must be digits only: pass your student "
-                         "number, e.g. python -m commands.handin 21000000 zhangsan")
+                         "number, e.g. mnist-dvc handin 21000000 zhangsan")
     if not re.fullmatch(r"[A-Za-z]+", name):
         raise MnistError(f"name {name!r} must be ASCII letters only: write it in pinyin without "
                          "spaces, tones or accents, e.g. zhangsan")
