@@ -184,3 +184,26 @@ def test_ci_fails_when_pytest_collects_no_tests():
                           text=True, timeout=300)
     assert done.returncode != 0
     assert "pytest collected no tests (exit 5)" in done.stderr
+
+
+def test_readme_exp_show_form_is_readable(repo, mnist_dir):
+    """The README's `dvc exp show` line, run as written after an experiment: the changed param and
+    the metrics, no file-hash columns, a screen's width of columns. Catches plain `dvc exp show`
+    (about 100 columns, most of them hashes) and a --drop pattern that matches nothing (DVC
+    matches it against the whole column name: `--drop '/'` drops no column)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = re.search(r"^dvc exp show (.*?)\s+#", readme, flags=re.M)
+    assert line, "README shows no dvc exp show command"
+    run(repo, "dvc", "exp", "run", "-S", "optimizer=nadam", "-n", "readme-show", env=env_with(mnist_dir))
+    try:
+        done = run(repo, "bash", "-c", f"dvc exp show {line.group(1)}", env=env_with(mnist_dir))
+        header = [c.strip() for c in done.stdout.splitlines()[0].strip("|").split("|")]
+        assert {"Experiment", "optimizer", "test_acc", "handin_test_acc_sampled"} <= set(header), header
+        assert not [c for c in header if "/" in c], header
+        assert len(header) <= 25, header
+        assert not re.search(r"\b[0-9a-f]{32}\b", done.stdout), done.stdout
+    finally:
+        run(repo, "dvc", "exp", "remove", "readme-show", check=False)
+        restore_params(repo)
+        run(repo, "git", "checkout", "--", "dvc.lock", "metrics", "figures")
+        run(repo, "dvc", "checkout", "-q", env=env_with(mnist_dir), check=False)
