@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from mnist_dvc import data, find_mnist, provenance
-from mnist_dvc.device import hardware, pick_device, resolve_precision
+from mnist_dvc.device import hardware, setup
 from mnist_dvc.params import Params, parse_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +44,11 @@ def parse_overrides(items: list[str]) -> dict:
 
 def machine(params: Params | None = None) -> dict:
     """The CPU class and precision every figure depends on, and when and from which commit."""
-    device = pick_device()
+    device, precision = setup(params.train.precision if params else "fp32", warn=False)
     record = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
               "hardware": hardware(device), "torch": torch.__version__,
               "threads": torch.get_num_threads(), **provenance.record(ROOT)}
     if params is not None:
-        precision = resolve_precision(params.train.precision, device, warn=False)
         record["precision"] = f"{precision.dtype} ({precision.reason})"
     return record
 

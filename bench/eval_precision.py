@@ -15,18 +15,19 @@ import time
 import torch
 
 from bench import common
-from mnist_dvc.device import FP32, Precision, autocast
+from mnist_dvc.device import Precision, autocast, setup
 from mnist_dvc.inference import eval_batch_size
 from mnist_dvc.model import MyConvNet, as_input
 
-PRECISIONS = (Precision("bf16", "bench"), FP32)
+CPU = torch.device("cpu")
+PRECISIONS = tuple(setup(choice, CPU, warn=False).precision for choice in ("bf16", "fp32"))
 
 
 @torch.inference_mode()
 def forward_all(model, images: torch.Tensor, precision: Precision) -> None:
-    batch = eval_batch_size(torch.device("cpu"))
+    batch = eval_batch_size(CPU)
     for start in range(0, len(images), batch):
-        with autocast(torch.device("cpu"), precision):
+        with autocast(CPU, precision):
             model(as_input(images[start:start + batch])).float()
 
 

@@ -17,14 +17,13 @@ from bench import common
 def child(epochs: int) -> None:
     import torch
 
-    from mnist_dvc.device import pick_device, resolve_precision
+    from mnist_dvc.device import setup
     from mnist_dvc.training import Checkpointing, Run, Splits, fit
 
     params = common.project_params({"train.epochs": epochs})
     train, valid, test = common.load_splits(params)
     with tempfile.TemporaryDirectory() as tmp:
-        device = pick_device()
-        run = Run(device, resolve_precision(params.train.precision, device, warn=False), progress=False)
+        run = Run(*setup(params.train.precision, warn=False), progress=False)
         state = fit(params, Splits(train, valid, test), run, Checkpointing(Path(tmp) / "train.pt", "bench"))
         torch.save(state.best_state, Path(tmp) / "model.pt")
 

@@ -7,7 +7,7 @@ and the training time (no DVC needed, nothing written).
 import time
 
 from bench import common, presets
-from mnist_dvc.device import pick_device, resolve_precision
+from mnist_dvc.device import setup
 from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.training import Run, Splits, fit
@@ -22,9 +22,9 @@ def main() -> None:
     overrides = {**getattr(presets, args.preset), **common.parse_overrides(args.overrides)}
     params = common.project_params(overrides)
     train, valid, test = common.load_splits(params)
-    device = pick_device()
+    device, precision = setup(params.train.precision, warn=False)
     started = time.perf_counter()
-    run = Run(device, resolve_precision(params.train.precision, device, warn=False), progress=False)
+    run = Run(device, precision, progress=False)
     state = fit(params, Splits(train, valid, test), run)
     seconds = time.perf_counter() - started
     model = MyConvNet().to(device)

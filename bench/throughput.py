@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from bench import common
-from mnist_dvc.device import pick_device, resolve_precision
+from mnist_dvc.device import setup
 from mnist_dvc.digits import Digits
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.training import Run, build, train_epoch
@@ -67,8 +67,7 @@ def main() -> None:
                         help="params override key=value, as dvc exp run -S (e.g. train.precision=fp32)")
     args = parser.parse_args()
     params = common.project_params(common.parse_overrides(args.overrides))
-    device = pick_device()
-    precision = resolve_precision(params.train.precision, device)
+    device, precision = setup(params.train.precision)
     train, _, _ = common.load_splits(params)
     digits = train.take(torch.arange(args.images))
     ours, reference = [], []

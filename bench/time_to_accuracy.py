@@ -20,7 +20,7 @@ class Reached(Exception):
 
 
 def child(target: float, started: float, overrides: dict) -> None:
-    from mnist_dvc.device import pick_device, resolve_precision
+    from mnist_dvc.device import setup
     from mnist_dvc.training import Run, Splits, fit
 
     params = common.project_params({**presets.FAST, **overrides})
@@ -36,8 +36,7 @@ def child(target: float, started: float, overrides: dict) -> None:
             raise Reached
 
     with contextlib.suppress(Reached):
-        device = pick_device()
-        run = Run(device, resolve_precision(params.train.precision, device, warn=False), progress=False)
+        run = Run(*setup(params.train.precision, warn=False), progress=False)
         fit(params, Splits(train, valid, test), run, on_epoch=check)
     print("RESULT " + json.dumps(result))
 

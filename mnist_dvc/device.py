@@ -1,5 +1,9 @@
 """Where and in which precision to compute: the device, bf16 or fp32, and a record of the machine.
 
+The one home of these decisions (tests/test_house.py checks that no other module makes them):
+`setup` picks the device and the training precision, `autocast` runs a training forward pass in
+it, `fp32_evaluation` runs every evaluation in fp32 whatever the training precision.
+
 bf16 autocast is fast only where the hardware has it (CUDA GPUs that support it, CPUs with
 AVX512-BF16 or AMX); elsewhere oneDNN emulates it and a CPU trains about 5x slower than in fp32.
 """
@@ -9,6 +13,7 @@ import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -58,31 +63,44 @@ class Precision:
         return self.dtype == "bf16"
 
 
-FP32 = Precision("fp32", "fp32")
+FP32 = Precision("fp32", "train.precision is fp32")
 
 
-def resolve_precision(choice: str, device: torch.device, warn: bool = True) -> Precision:
-    """`auto` is bf16 where it is native to the device and fp32 elsewhere; an explicit choice is
-    honoured, with a one-line warning when bf16 would be emulated (slow)."""
+class Setup(NamedTuple):
+    device: torch.device
+    precision: Precision
+
+
+def setup(choice: str, device: torch.device | None = None, warn: bool = True) -> Setup:
+    """Where a run computes (`device`: a torchrun rank's own; else CUDA if present, else the CPU)
+    and the precision it trains in, from train.precision `choice`: `auto` is bf16 where it is
+    native to the device and fp32 elsewhere; an explicit choice is honoured, with a one-line
+    warning when bf16 would be emulated (slow). Evaluation is fp32 whatever this says."""
+    device = device or pick_device()
+    if choice == "fp32":
+        return Setup(device, FP32)
     native = bf16_is_native(device)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"CPU {torch.backends.cpu.get_cpu_capability()}")
-    if choice == "fp32":
-        return Precision("fp32", "train.precision is fp32")
     if choice == "bf16":
         if not native and warn:
             print(f"warning: train.precision is bf16 but {where} has no native bf16: it is emulated "
                   "and about 5x slower than fp32 (use -S train.precision=auto)", file=sys.stderr)
-        return Precision("bf16", "train.precision is bf16")
+        return Setup(device, Precision("bf16", "train.precision is bf16"))
     if native:
-        return Precision("bf16", f"auto: {where} has native bf16")
-    return Precision("fp32", f"auto: {where} has no native bf16 (it would be emulated, ~5x slower)")
+        return Setup(device, Precision("bf16", f"auto: {where} has native bf16"))
+    emulated = f"auto: {where} has no native bf16 (it would be emulated, ~5x slower)"
+    return Setup(device, Precision("fp32", emulated))
 
 
 def autocast(device: torch.device, precision: Precision):
-    if not precision.bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """A training forward pass in `precision`; fp32 stays fp32 inside a caller's bf16 autocast."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision.bf16)
+
+
+def fp32_evaluation(device: torch.device):
+    """Every evaluation: fp32, whatever the training precision and any autocast around it."""
+    return autocast(device, FP32)
 
 
 def machine_record(device: torch.device, precision: Precision) -> dict:

@@ -4,12 +4,14 @@ the hand-in.
 Always in fp32, whatever train.precision says: the course runs the model in fp32, and the
 per-epoch valid evaluation that selects the model must score it as the evaluate stage reports it
 (bf16 logits flip borderline argmaxes, so a bf16 history's test accuracy differed from test.json).
-This is the one place that decides it: no caller chooses an evaluation precision.
+This is the one place that applies it (device.fp32_evaluation): no caller chooses an evaluation
+precision.
 """
 
 import torch
 import torch.nn.functional as F
 
+from mnist_dvc.device import fp32_evaluation
 from mnist_dvc.digits import Digits
 from mnist_dvc.model import as_input
 
@@ -30,8 +32,7 @@ def logits_of(model: torch.nn.Module, digits: Digits, batch_size: int | None = N
     was_training = model.training
     model.eval()
     parts = []
-    # Outside any autocast a caller may have entered: fp32 here means fp32.
-    with torch.autocast(device_type=device.type, enabled=False):
+    with fp32_evaluation(device):  # also inside any autocast a caller may have entered
         for start in range(0, len(digits), batch_size):
             images = digits.images[start:start + batch_size].to(device, non_blocking=True)
             parts.append(model(as_input(images)).float())

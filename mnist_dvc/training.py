@@ -84,7 +84,7 @@ class Splits:
 @dataclass(frozen=True)
 class Run:
     """Where and how a fit runs, as the caller decided it (what it trains is Params): the device,
-    the training precision (device.resolve_precision; evaluation is fp32 whatever this says), the
+    the training precision (device.setup; evaluation is fp32 whatever this says), the
     processes training together (SOLO: one), and progress bars (None: only on a terminal)."""
 
     device: torch.device

@@ -8,7 +8,7 @@ from mnist_dvc import distributed, metrics_files, paths, provenance
 from mnist_dvc.atomic import restored_on_failure, torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
-from mnist_dvc.device import machine_record, pick_device, resolve_precision
+from mnist_dvc.device import machine_record, setup
 from mnist_dvc.digits import load_digits
 from mnist_dvc.params import load_params
 from mnist_dvc.training import Checkpointing, FitState, Run, Splits, fit
@@ -36,8 +36,7 @@ def train_on(params, group: distributed.Group) -> None:
     main = group.is_main
     splits = ("train", "valid", "test")
     train, valid, test = (load_digits(paths.prepared(s)) for s in splits)
-    device = group.device or pick_device()
-    precision = resolve_precision(params.train.precision, device, warn=main)
+    device, precision = setup(params.train.precision, group.device, warn=main)
     if main:
         where = f"{device}" if group.size == 1 else f"{group.size} processes ({device.type})"
         print(f"train: {len(train)} images, {params.optimizer} + {params.scheduler}, "

@@ -41,7 +41,7 @@ def fake_gpu(monkeypatch):
 def test_auto_on_cpu_follows_onednn_bf16_support(cpu_bf16, native, expected, capsys):
     # Bug caught: auto hard-coded to bf16 (5x slower on AVX2 CPUs) or to fp32 (slower on Zen 4).
     cpu_bf16(native)
-    precision = device.resolve_precision("auto", CPU)
+    precision = device.setup("auto", CPU).precision
     assert precision.dtype == expected and precision.bf16 == (expected == "bf16")
     assert precision.reason.startswith("auto: CPU ")
     assert ("has no native bf16" in precision.reason) == (not native)
@@ -53,7 +53,7 @@ def test_auto_on_gpu_follows_cuda_bf16_support(fake_gpu, cpu_bf16, native, expec
     # Bug caught: bf16_is_native asking oneDNN (the CPU) about a GPU, or the GPU's check ignored.
     fake_gpu(native)
     cpu_bf16(not native)  # the CPU's answer must not leak into the GPU's
-    precision = device.resolve_precision("auto", CUDA)
+    precision = device.setup("auto", CUDA).precision
     assert precision.dtype == expected
     assert "Fake GPU" in precision.reason
 
@@ -63,7 +63,7 @@ def test_auto_on_gpu_follows_cuda_bf16_support(fake_gpu, cpu_bf16, native, expec
 def test_explicit_choice_is_honoured(cpu_bf16, choice, native):
     # Bug caught: an explicit train.precision overridden by what auto would pick.
     cpu_bf16(native)
-    precision = device.resolve_precision(choice, CPU, warn=False)
+    precision = device.setup(choice, CPU, warn=False).precision
     assert precision.dtype == choice
     assert precision.reason == f"train.precision is {choice}"
 
@@ -71,7 +71,7 @@ def test_explicit_choice_is_honoured(cpu_bf16, choice, native):
 def test_explicit_bf16_on_cpu_without_it_warns_in_one_line(cpu_bf16, capsys):
     # Bug caught: a silent 5x slowdown, or a warning that spills over several lines / stdout.
     cpu_bf16(False)
-    assert device.resolve_precision("bf16", CPU).bf16
+    assert device.setup("bf16", CPU).precision.bf16
     out, err = capsys.readouterr()
     assert out == ""
     lines = err.splitlines()
@@ -85,7 +85,7 @@ def test_explicit_bf16_on_cpu_without_it_warns_in_one_line(cpu_bf16, capsys):
 def test_no_warning_otherwise(cpu_bf16, capsys, native, choice, warn):
     # Bug caught: warning when bf16 is native, for fp32/auto, or twice (evaluate passes warn=False).
     cpu_bf16(native)
-    device.resolve_precision(choice, CPU, warn=warn)
+    device.setup(choice, CPU, warn=warn)
     assert capsys.readouterr() == ("", "")
 
 
@@ -104,7 +104,7 @@ def test_autocast_runs_in_the_chosen_dtype():
 def test_machine_record_says_where_and_how(cpu_bf16):
     # Bug caught: timing.json without the precision or hardware that its figures depend on.
     cpu_bf16(False)
-    precision = device.resolve_precision("auto", CPU)
+    precision = device.setup("auto", CPU).precision
     record = device.machine_record(CPU, precision)
     assert set(record) == {"device", "hardware", "precision", "precision_reason", "processor",
                            "torch", "threads"}  # when and from which commit: provenance.py
@@ -120,7 +120,7 @@ def test_machine_record_says_where_and_how(cpu_bf16):
 
 def test_machine_record_names_the_gpu(fake_gpu):
     fake_gpu(True)
-    record = device.machine_record(CUDA, device.resolve_precision("auto", CUDA))
+    record = device.machine_record(CUDA, device.setup("auto", CUDA).precision)
     assert (record["device"], record["hardware"], record["precision"]) == ("cuda", "Fake GPU", "bf16")
 
 
@@ -157,7 +157,7 @@ def test_auto_on_gpu_counts_native_bf16_only(monkeypatch, cpu_bf16, major, expec
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
     cpu_bf16(True)  # the CPU's native bf16 must not count for the GPU
-    assert device.resolve_precision("auto", CUDA).dtype == expected
+    assert device.setup("auto", CUDA).precision.dtype == expected
     assert calls and set(calls) == {False}
 
 
@@ -172,3 +172,44 @@ def test_autocast_on_cuda_is_cuda_autocast():
     assert (context.device, context.fast_dtype) == ("cuda", torch.bfloat16)
     cpu_context = device.autocast(CPU, device.Precision("bf16", "test"))
     assert (cpu_context.device, cpu_context.fast_dtype) == ("cpu", torch.bfloat16)
+
+
+def test_setup_keeps_a_given_device_and_picks_one_otherwise(monkeypatch, fake_gpu):
+    """Bugs caught: a torchrun rank's own GPU (cuda:1) replaced by the default one (every rank on
+    cuda:0), or a run without a given device not looking for CUDA."""
+    fake_gpu(True)
+    rank_gpu = torch.device("cuda", 1)
+    assert device.setup("auto", rank_gpu) == (rank_gpu, device.setup("auto", CUDA).precision)
+    assert device.setup("fp32", rank_gpu).device == rank_gpu
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device.setup("fp32").device == CUDA
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device.setup("fp32") == (CPU, device.FP32)
+
+
+def test_fp32_evaluation_is_fp32_inside_a_bf16_autocast():
+    """Bug caught: fp32 as "no autocast of our own" (a nullcontext), so an evaluation called inside
+    a caller's bf16 autocast runs in bf16 and flips borderline argmaxes."""
+    layer = torch.nn.Linear(8, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(torch.randn(4, 8)).dtype == torch.bfloat16  # the caller's autocast is on
+        with device.fp32_evaluation(CPU):
+            assert layer(torch.randn(4, 8)).dtype == torch.float32
+        with device.autocast(CPU, device.FP32):
+            assert layer(torch.randn(4, 8)).dtype == torch.float32
+
+
+def test_evaluation_is_fp32_whatever_autocast_surrounds_it():
+    """Bug caught: inference.logits_of not entering device.fp32_evaluation (the evaluate stage, the
+    hand-in and each epoch's selection scored in whatever precision the caller was in)."""
+    from mnist_dvc.digits import Digits
+    from mnist_dvc.inference import logits_of
+    from mnist_dvc.model import MyConvNet
+
+    torch.manual_seed(0)
+    model = MyConvNet()
+    digits = Digits(torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8), torch.arange(16) % 10)
+    plain = logits_of(model, digits)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = logits_of(model, digits)
+    assert torch.equal(plain, inside)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnist_dvc import augment, checkpoint, inference, optimizers, training
-from mnist_dvc.device import resolve_precision
+from mnist_dvc.device import setup
 from mnist_dvc.digits import Digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.model import MyConvNet, as_input
@@ -25,7 +25,7 @@ def tiny(mnist_train, mnist_test):
 
 def fit(params, train, valid, test, checkpoint=None, fingerprint="", on_epoch=None):
     """training.fit as the train stage calls it, on the CPU: the precision resolved from params."""
-    run = training.Run(CPU, resolve_precision(params.train.precision, CPU, warn=False), progress=False)
+    run = training.Run(*setup(params.train.precision, CPU, warn=False), progress=False)
     saving = training.Checkpointing(checkpoint, fingerprint) if checkpoint else None
     return training.fit(params, training.Splits(train, valid, test), run, saving, on_epoch)
 
