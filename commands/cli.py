@@ -4,6 +4,7 @@
     mnist-dvc handin 21000000 zhangsan             # writes hw7_21000000_zhangsan.pth here
     mnist-dvc predict my_digit.png digits/         # your own digit images
     mnist-dvc compare                              # the study across experiments
+    mnist-dvc serve                                # a page to draw a digit on
 
 `pip install -e .` (make's set-up) puts it in .venv/bin. The model and data are the project's:
 the nearest folder at or above the current one holding dvc.yaml and params.yaml, else the clone
@@ -25,6 +26,7 @@ COMMANDS = {
     "handin": "write the hw7 hand-in from the trained model",
     "predict": "read the digits in your own image files",
     "compare": "compare experiments as a study (runs in the project's folder)",
+    "serve": "a page to draw a digit on, read by the model as you draw",
 }
 IN_PROJECT = {"compare"}  # commands whose paths are the project's, not the current folder's
 

@@ -50,13 +50,14 @@ def classify(model: torch.nn.Module, files: list[Path], top: int = 1, batch_size
                     inputs[i] = load_digit(path)
                 except MnistError as exc:
                     errors[i] = str(exc)
-            answers = dict(zip(inputs, _answer_batch(model, chunk, inputs, top, device, factor), strict=True))
+            answers = dict(zip(inputs, answer_batch(model, chunk, inputs, top, device, factor), strict=True))
             for i, path in enumerate(chunk):
                 yield answers.get(i) or Answer(path, error=errors[i])
             bar.update(len(chunk))
 
 
-def _answer_batch(model, chunk: list[Path], inputs: dict, top: int, device, factor: float) -> list[Answer]:
+def answer_batch(model, chunk: list[Path], inputs: dict, top: int, device, factor: float) -> list[Answer]:
+    """The answers for the model inputs `inputs` {index in chunk: (1, 28, 28)}, one forward pass."""
     if not inputs:
         return []
     batch = torch.stack(list(inputs.values())).to(device)

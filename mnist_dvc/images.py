@@ -9,9 +9,11 @@ NumPy and Pillow, not torch: one small image at a time is faster single-threaded
 thread pool on such tiny tensors waits on every other thread, which stalls on a busy machine.
 """
 
+import io
 import math
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -84,26 +86,34 @@ def decode(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     except OSError as exc:  # a folder, a permission problem
         raise MnistError(f"{path}: cannot read it ({exc.strerror or exc}): check the path and its "
                          "permissions") from None
-    with f, warnings.catch_warnings():
-        # Pillow warns above 89 megapixels; MAX_PIXELS below refuses those with a clear line.
+    with f:
+        return decode_stream(f, path)
+
+
+def decode_stream(f: BinaryIO, path: str | Path, max_pixels: int = MAX_PIXELS
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """decode() of an open binary stream (a file, or bytes someone sent), `path` naming it in
+    errors; images of more than `max_pixels` are refused from their header, before decoding."""
+    with warnings.catch_warnings():
+        # Pillow warns above 89 megapixels; max_pixels below refuses those with a clear line.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             image = Image.open(f, formats=FORMATS)
-            if image.width * image.height <= MAX_PIXELS:
+            if image.width * image.height <= max_pixels:
                 if image.format == "JPEG":
                     image.draft(image.mode, (DRAFT, DRAFT))  # decode big photos at a reduced scale
                 image.load()  # decode now: a truncated file fails here, not later
         except UnidentifiedImageError:
             raise MnistError(f"{path}: not a PNG, JPEG or BMP image: save it as PNG") from None
         except Image.DecompressionBombError:
-            raise MnistError(f"{path}: declares more than {MAX_PIXELS // 1_000_000} megapixels: "
+            raise MnistError(f"{path}: declares more than {max_pixels // 1_000_000} megapixels: "
                              "scale it down") from None
         except Exception as exc:  # Pillow's decoders raise many kinds for damaged data
             raise MnistError(f"{path}: the image data is cut short or corrupt ({exc}): copy or "
                              "export the file again") from None
-    if image.width * image.height > MAX_PIXELS:
+    if image.width * image.height > max_pixels:
         raise MnistError(f"{path}: {image.width}×{image.height} pixels is more than "
-                         f"{MAX_PIXELS // 1_000_000} megapixels: scale it down")
+                         f"{max_pixels // 1_000_000} megapixels: scale it down")
     try:
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
@@ -227,7 +237,16 @@ def mnist_style(strength: np.ndarray) -> torch.Tensor:
 
 def load_digit(path: str | Path) -> torch.Tensor:
     """The model's input (1, 28, 28) for one image file. Raises MnistError naming the file."""
-    gray, alpha = decode(path)
+    return model_input(*decode(path), path)
+
+
+def load_digit_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """load_digit() of an image file's bytes (an upload; nothing is written), `name` in errors."""
+    return model_input(*decode_stream(io.BytesIO(data), name, max_pixels), name)
+
+
+def model_input(gray: np.ndarray, alpha: np.ndarray | None, path: str | Path) -> torch.Tensor:
+    """The model's input (1, 28, 28) from decode()'s luminance and opacity."""
     if alpha is not None:
         gray = flatten_alpha(gray, alpha)
     try:

@@ -44,7 +44,7 @@ def test_listing_and_an_unknown_command(tmp_path):
     typo = run([SCRIPT, "grde", "x.pth"], tmp_path)
     assert typo.returncode == 2 and typo.stdout == ""
     assert typo.stderr == ("error: mnist-dvc: unknown command 'grde': choose one of grade, handin, "
-                           "predict, compare (mnist-dvc --help)\n")
+                           "predict, compare, serve (mnist-dvc --help)\n")
 
 
 def test_project_root_is_the_nearest_project_else_the_clone(tmp_path):

@@ -1,0 +1,54 @@
+"""A project with a small trained model, and `mnist-dvc serve` running on it, for the page's tests."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from repo_helpers import mark_project
+from small_model import train_small_model
+
+from mnist_dvc import paths
+from mnist_dvc.atomic import torch_save
+from mnist_dvc.digits import save_digits
+
+SERVE = [str(Path(sys.executable).parent / "mnist-dvc"), "serve"]  # the console script
+
+
+def page_project(root: Path, default_raw, mnist_train, mnist_test) -> Path:
+    """A project holding a model trained one epoch on 3,000 digits (label smoothing 0.1, so the
+    hand-in's factor is above 1) and 1,000 valid digits to choose that factor on."""
+    train, valid = mnist_train.take(torch.arange(3000)), mnist_train.take(torch.arange(3000, 4000))
+    mark_project(root)
+    torch_save(train_small_model(default_raw, train, valid, mnist_test.take(torch.arange(200))),
+               root / paths.MODEL)
+    save_digits(valid, root / paths.prepared("valid"))
+    return root
+
+
+@contextmanager
+def serving(root: Path, *args: str):
+    """`mnist-dvc serve --port 0 ARGS` in `root`: yields (process, base URL, the lines it printed
+    before serving); stops it with Ctrl-C (SIGINT) afterwards."""
+    env = {**os.environ, "MNIST_THREADS": "1"}
+    process = subprocess.Popen([*SERVE, "--port", "0", *args], cwd=root, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]
+        found = re.search(r"open (http://[\d.]+:\d+)/", lines[-1])
+        assert found, f"serve printed no address: {lines} {process.stderr.read() if process.poll() else ''}"
+        yield process, found.group(1), lines
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        process.stdout.close()
+        process.stderr.close()
