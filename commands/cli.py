@@ -3,13 +3,14 @@
     mnist-dvc grade hw7_21000000_zhangsan.pth      # any hw7 file, graded the course's way
     mnist-dvc handin 21000000 zhangsan             # writes hw7_21000000_zhangsan.pth here
     mnist-dvc predict my_digit.png digits/         # your own digit images
-    mnist-dvc compare                              # the study across experiments
+    mnist-dvc compare                              # your experiments, as cells
+    mnist-dvc study status                         # the study (study.yaml): done, missing
     mnist-dvc serve                                # a page to draw a digit on
 
 `pip install -e .` (make's set-up) puts it in .venv/bin. The model and data are the project's:
 the nearest folder at or above the current one holding dvc.yaml and params.yaml, else the clone
-mnist-dvc is installed from; the files you name are read and written where you are. compare works
-in the project's folder (it reads its experiments and writes reports/ there).
+mnist-dvc is installed from; the files you name are read and written where you are. compare and
+study work in the project's folder (they read its experiments and write its reports there).
 """
 
 import importlib
@@ -25,10 +26,11 @@ COMMANDS = {
     "grade": "grade hw7 files the course's way (its class, its sampling loop)",
     "handin": "write the hw7 hand-in from the trained model",
     "predict": "read the digits in your own image files",
-    "compare": "compare experiments as a study (runs in the project's folder)",
+    "compare": "compare your experiments as cells (runs in the project's folder)",
+    "study": "run the study (study.yaml) to the end: status, run, report, pin",
     "serve": "a page to draw a digit on, read by the model as you draw",
 }
-IN_PROJECT = {"compare"}  # commands whose paths are the project's, not the current folder's
+IN_PROJECT = {"compare", "study"}  # commands whose paths are the project's, not the current folder's
 
 
 def usage() -> str:

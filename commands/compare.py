@@ -19,6 +19,7 @@ that ran them; commit these files to keep the rows).
 import argparse
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import dvc.api
@@ -84,4 +85,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[0] = "python -m commands.compare"  # what --help shows; `mnist-dvc compare` sets its own
     run_command(main, INTERRUPTED)

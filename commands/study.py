@@ -190,8 +190,7 @@ def pin(plan_path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m commands.study",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("status", "run", "report", "pin"))
     parser.add_argument("--dry-run", action="store_true", help="run: list the runs, run nothing")
     parser.add_argument("--plan", type=Path, default=study_plan.PLAN, help="the plan (study.yaml)")
@@ -226,4 +225,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_command(main, INTERRUPTED))
+    sys.argv[0] = "python -m commands.study"  # what --help shows; `mnist-dvc study` sets its own
+    run_command(main, INTERRUPTED)

@@ -29,7 +29,7 @@ def test_each_subcommand_help_names_the_real_invocation_from_any_folder(name, tm
     assert done.stdout.startswith(f"usage: mnist-dvc {name} "), done.stdout[:200]
 
 
-@pytest.mark.parametrize("name", ["grade", "handin", "predict"])
+@pytest.mark.parametrize("name", ["grade", "handin", "predict", "compare", "study"])
 def test_module_help_names_python_m(name):
     """`python -m commands.X --help` in the clone shows that command, not `X.py`."""
     done = run([sys.executable, "-m", f"commands.{name}", "--help"], ROOT)
@@ -44,7 +44,7 @@ def test_listing_and_an_unknown_command(tmp_path):
     typo = run([SCRIPT, "grde", "x.pth"], tmp_path)
     assert typo.returncode == 2 and typo.stdout == ""
     assert typo.stderr == ("error: mnist-dvc: unknown command 'grde': choose one of grade, handin, "
-                           "predict, compare, serve (mnist-dvc --help)\n")
+                           "predict, compare, study, serve (mnist-dvc --help)\n")
 
 
 def test_project_root_is_the_nearest_project_else_the_clone(tmp_path):
