@@ -15,7 +15,7 @@ from mnist_dvc.params import with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "commands", "mnist_dvc", ".dvc/config",
-                 ".dvcignore", ".gitignore"]
+                 ".dvcignore", ".gitignore", "plots"]  # plots/: the page template .dvc/config names
 TINY = {"data.train_limit": 1200, "data.test_limit": 400,
         "train.epochs": 1, "train.batch_size": 32, "train.precision": "fp32"}
 
