@@ -207,13 +207,13 @@ def _number(value) -> float:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else -math.inf
 
 
-def _mean_ci(iv: study.Interval) -> str:
+def mean_ci(iv: study.Interval) -> str:
     if iv.n < 2:
         return f"{iv.mean:.4f} (1 seed)"
     return f"{iv.mean:.4f} ± {iv.sd:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
 
 
-def _points(iv: study.Interval | None) -> tuple[str, str]:
+def points(iv: study.Interval | None) -> tuple[str, str]:
     """A difference in accuracy points, and whether it is real at this sample size."""
     if iv is None:
         return "no common seed", ""
@@ -247,8 +247,8 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
         s = stats[cell]
         name = cell_label(cell, defaults) + (" **(baseline)**" if cell == base_key else "")
         seeds = ", ".join(str(r["seed"]) for r in sorted(cells[cell], key=lambda r: r["seed"]))
-        lines.append(f"| {name} | {seeds} | {_mean_ci(s['test_acc'])} | "
-                     f"{_mean_ci(s['test_acc_sampled'])} | {s['handin_test_acc_sampled'].mean:.4f} | "
+        lines.append(f"| {name} | {seeds} | {mean_ci(s['test_acc'])} | "
+                     f"{mean_ci(s['test_acc_sampled'])} | {s['handin_test_acc_sampled'].mean:.4f} | "
                      f"{s['best_valid_acc'].mean:.4f} | {s['best_epoch'].mean:.1f} | "
                      f"{s['train_seconds'].mean:.0f} |")
     lines += ["", "## Paired differences against the baseline, seed by seed", ""]
@@ -266,7 +266,7 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
             acc = study.paired_difference(cells[base_key], cells[cell], "test_acc")
             graded = study.paired_difference(cells[base_key], cells[cell], "test_acc_sampled")
             lines.append(f"| {cell_label(cell, defaults)} | {acc.n if acc else 0} | "
-                         f"{' | '.join(_points(acc))} | {' | '.join(_points(graded))} |")
+                         f"{' | '.join(points(acc))} | {' | '.join(points(graded))} |")
     lines += ["", "## Runs", "", "| experiment | cell | seed | " + " | ".join(RUN_METRICS) +
               " | hardware |", "|---|---|---|" + "---|" * (len(RUN_METRICS) + 1)]
     for cell in order:

@@ -7,29 +7,13 @@ import matplotlib.ticker
 
 from mnist_dvc import figures, study, study_plan
 from mnist_dvc.atomic import write_text
-from mnist_dvc.compare import RUN_METRICS, cell_value
+from mnist_dvc.compare import RUN_METRICS, cell_value, mean_ci, points
 
 CURVES = "study_curves.png"
 ERRORS = "study_errors.png"
 # What the page summarises per cell, and the names the figures give them.
 GRADED = "test_acc_sampled"
 HANDIN = "handin_test_acc_sampled"
-
-
-def _mean_ci(iv: study.Interval) -> str:
-    if iv.n < 2:
-        return f"{iv.mean:.4f} (1 seed)"
-    return f"{iv.mean:.4f} ± {iv.sd:.4f} [{iv.low:.4f}, {iv.high:.4f}]"
-
-
-def _points(iv: study.Interval | None) -> tuple[str, str]:
-    """A difference in accuracy points (0.01 = one test image in 10,000), and its verdict."""
-    if iv is None:
-        return "no common seed", ""
-    if iv.n < 2:
-        return f"{100 * iv.mean:+.2f} (1 pair)", "can't tell"
-    verdict = "**real**" if iv.excludes_zero else "not shown"
-    return f"{100 * iv.mean:+.2f} [{100 * iv.low:+.2f}, {100 * iv.high:+.2f}]", verdict
 
 
 def _changes(cell: study_plan.Cell) -> str:
@@ -70,8 +54,8 @@ def markdown(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> str:
     for name in sorted(cells, key=lambda n: -stats[n]["test_acc"].mean):
         s = stats[name]
         lines.append(f"| {name} | {_changes(plan.cell(name))} | "
-                     f"{', '.join(str(r['seed']) for r in cells[name])} | {_mean_ci(s['test_acc'])} | "
-                     f"{_mean_ci(s[GRADED])} | {s[HANDIN].mean:.4f} | "
+                     f"{', '.join(str(r['seed']) for r in cells[name])} | {mean_ci(s['test_acc'])} | "
+                     f"{mean_ci(s[GRADED])} | {s[HANDIN].mean:.4f} | "
                      f"{s['best_valid_acc'].mean:.4f} | {s['best_epoch'].mean:.1f} |")
     lines += ["", "## The starter code's claims", "",
               "Each comparison: the first cell minus the second, seed by seed, in accuracy points "
@@ -88,7 +72,7 @@ def markdown(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> str:
             graded = study.paired_difference(cells[b], cells[a], GRADED)
             epochs = cells[a][0]["train.epochs"]
             lines.append(f"| {claim.claim} | {a} − {b} | {epochs} | {acc.n if acc else 0} | "
-                         f"{' | '.join(_points(acc))} | {' | '.join(_points(graded))} |")
+                         f"{' | '.join(points(acc))} | {' | '.join(points(graded))} |")
     lines += ["", "## Runs", "", "| experiment | rev | cell | seed | " + " | ".join(RUN_METRICS) +
               " | hardware |", "|---|---|---|---|" + "---|" * (len(RUN_METRICS) + 1)]
     for name, rs in cells.items():

@@ -4,15 +4,13 @@ shown, and an uploaded file is read as predict reads it."""
 
 import base64
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from browser import chromium
 from page_helpers import page_project, serving
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.actions import interaction
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.actions.pointer_input import PointerInput
@@ -21,7 +19,6 @@ from test_serve import expected
 
 from mnist_dvc import images
 
-DRIVER = "chromedriver"  # Debian's chromium-driver; Selenium is told where it is (nothing is fetched)
 SCREENSHOT = os.environ.get("PAGE_SCREENSHOT")  # set: the drawing test saves the page there
 
 
@@ -34,15 +31,8 @@ def served(tmp_path_factory, default_raw, mnist_train, mnist_test):
 
 @pytest.fixture(scope="module")
 def browser():
-    driver = shutil.which(DRIVER)
-    assert driver, f"no {DRIVER} on PATH: apt-get install -y chromium chromium-driver (.ci/run does)"
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,760"):
-        options.add_argument(argument)
-    chrome = webdriver.Chrome(service=Service(driver), options=options)
-    yield chrome
-    chrome.quit()
+    with chromium() as chrome:
+        yield chrome
 
 
 def settled(driver) -> bool:

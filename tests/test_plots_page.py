@@ -5,20 +5,17 @@ tests/test_page.py) with every host name unresolvable and a dead proxy: no netwo
 
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
+from browser import OFFLINE, chromium
 from repo_helpers import ROOT, make_repo, run
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 # Builds a git + DVC repo: left out by `make test-fast`.
 pytestmark = pytest.mark.e2e
 
-DRIVER = "chromedriver"
 VENDOR = ROOT / "plots/vendor"
 TEMPLATE = ROOT / "plots/offline.html"
 # The vega plots dvc.yaml defines (top-level `plots:`), one chart each on the page.
@@ -47,18 +44,8 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    driver = shutil.which(DRIVER)
-    assert driver, f"no {DRIVER} on PATH: apt-get install -y chromium chromium-driver (.ci/run does)"
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,760",
-                     # offline: no name resolves and every request goes to a proxy that is not there
-                     "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    chrome = webdriver.Chrome(service=Service(driver), options=options)
-    yield chrome
-    chrome.quit()
+    with chromium(*OFFLINE, console_log=True) as chrome:
+        yield chrome
 
 
 def page_of(done: subprocess.CompletedProcess) -> str:
