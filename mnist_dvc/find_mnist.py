@@ -50,6 +50,6 @@ def test_set(project_root: Path) -> tuple[Digits, str]:
     there is one (the images the evaluate stage scores), else the raw test files found above."""
     prepared = project_root / paths.prepared("test")
     if prepared.is_file():
-        return load_digits(prepared), str(paths.prepared("test"))
+        return load_digits(prepared), str(prepared)
     folder = find_or_download(project_root)
     return read_split(folder, IDX_PREFIXES["test"]), str(folder)

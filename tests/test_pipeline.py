@@ -188,7 +188,7 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
     assert sorted(row["experiment"] for row in rows) == sorted(names)
     assert {row["cell"] for row in rows} == {"adam + warmup (train.lr 0.001)",
                                              "sgdm + warmup (train.lr 0.001)"}
-    for name in ("valid_accuracy", "valid_loss", "test_accuracy"):
+    for name in ("curves", "test_errors"):
         assert (repo / f"reports/{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert "compare: 2 runs" in done.stdout
     page = (repo / "reports/comparison.md").read_text()

@@ -64,7 +64,7 @@ def test_experiments_and_models_travel_between_clones(tmp_path, mnist_dir):
 
     compared = run(b, sys.executable, "-m", "commands.compare", env=env)
     assert "compare: 2 runs" in compared.stdout
-    table = (b / "reports/comparison.md").read_text()
+    table = (b / "comparison/comparison.md").read_text()  # compare's own folder, not the study's
     assert "| lr-low |" in table and "| lr-high |" in table  # with their histories (curves) read
 
     run(b, "dvc", "exp", "apply", "lr-high", env=env)
