@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from mnist_dvc import compare, paths, study_page, study_plan
+from mnist_dvc import compare, paths, provenance, study_page, study_plan
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_command
 from mnist_dvc.errors import MnistError
@@ -52,7 +52,7 @@ def with_known_code(runs: list[dict]) -> list[dict]:
     out = []
     for run in runs:
         if not run.get("code"):
-            lock = study_plan.git_show(run["rev"], str(paths.DVC_LOCK))
+            lock = provenance.git_show(run["rev"], str(paths.DVC_LOCK))
             if lock:
                 run = {**run, "code": study_plan.code_of_lock(lock)}
         out.append(run)
@@ -71,7 +71,7 @@ def seconds_left(todo, runs, defaults) -> float:
 
 def status(plan, runs, defaults) -> list:
     done = study_plan.counted(plan, runs, defaults)
-    todo = study_plan.missing(plan, runs, defaults)
+    todo = study_plan.missing(plan, done, defaults)
     width = max(len(c.name) for c in plan.cells)
     print(f"study: code {plan.code} (pinned at {plan.commit}); seeds {list(plan.seeds)}")
     for cell in plan.cells:
@@ -104,7 +104,7 @@ def harvest(name: str, plan, defaults: dict):
 
 
 def _show(rev: str, path: str) -> str:
-    text = study_plan.git_show(rev, path)
+    text = provenance.git_show(rev, path)
     if text is None:
         raise MnistError(f"experiment {rev[:7]} has no {path}: remove it (dvc exp remove "
                          f"{rev[:7]}) and run again")
@@ -204,7 +204,7 @@ def main() -> None:
         return pin(args.plan)
     plan = study_plan.load_plan(args.plan)
     # A cell is the pinned commit's defaults with its overrides (main's params.yaml may move on).
-    pinned = study_plan.git_show(plan.commit, str(paths.PARAMS))
+    pinned = provenance.git_show(plan.commit, str(paths.PARAMS))
     if pinned is None:
         raise MnistError(f"{args.plan}: commit {plan.commit} is not in this repository: fetch it "
                          "or re-pin (python -m commands.study pin)")

@@ -62,15 +62,20 @@ def git_commit(root: Path = Path(".")) -> str:
     return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
-def committed(path: str, root: Path = Path(".")) -> str | None:
-    """A file (relative to `root`) as the checked-out commit holds it; None outside git or where
-    that commit has no such file."""
+def git_show(rev: str, path: str, root: Path = Path(".")) -> str | None:
+    """A file as commit `rev` holds it (`path` from the repository's root, or `./path` from
+    `root`); None outside git, or where there is no such commit or file."""
     try:
-        done = subprocess.run(["git", "show", f"HEAD:./{path}"], cwd=root, capture_output=True,
+        done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True,
                               text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
+
+
+def committed(path: str, root: Path = Path(".")) -> str | None:
+    """A file (relative to `root`) as the checked-out commit holds it."""
+    return git_show("HEAD", f"./{path}", root)
 
 
 def record(root: Path = Path(".")) -> dict:

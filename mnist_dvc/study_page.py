@@ -28,8 +28,8 @@ def by_cell(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> dict[str
     return {name: rs for name, rs in cells.items() if rs}
 
 
-def markdown(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> str:
-    cells = by_cell(plan, runs, defaults)
+def markdown(plan: study_plan.Plan, cells: dict[str, list[dict]], n_rows: int) -> str:
+    """The page: `cells` as by_cell gives them, out of `n_rows` rows in runs.csv."""
     shown = [r for rs in cells.values() for r in rs]
     total = len(plan.cells) * len(plan.seeds)
     machines = sorted({f"{r.get('hardware')} ({r.get('precision')})" for r in shown})
@@ -38,7 +38,7 @@ def markdown(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> str:
              f"cells × seeds {', '.join(map(str, plan.seeds))}) that `study.yaml` plans; "
              f"`python -m commands.study status` lists the missing. Every run shown was trained "
              f"by one code (hash `{plan.code}`, commit {plan.commit}); rows of other code in "
-             f"runs.csv ({len(runs) - len(shown)}) are not shown. Intervals: 95% t intervals of "
+             f"runs.csv ({n_rows - len(shown)}) are not shown. Intervals: 95% t intervals of "
              "the mean over the seeds.", "",
              "Ran on: " + ("; ".join(machines) or "nothing yet") + ". Accuracy does not depend "
              "on the machine's load; time does, so no time is compared here "
@@ -86,18 +86,18 @@ def markdown(plan: study_plan.Plan, runs: list[dict], defaults: dict) -> str:
 def write(plan: study_plan.Plan, runs: list[dict], histories: list[dict], defaults: dict,
           out: Path) -> None:
     """reports/comparison.md and the study's figures, from the counted rows only."""
-    write_text(out / "comparison.md", markdown(plan, runs, defaults))
     cells = by_cell(plan, runs, defaults)
+    write_text(out / "comparison.md", markdown(plan, cells, len(runs)))
     if not cells:
         return
     curves: dict[str, list[dict]] = {}
     for h in histories:
         curves.setdefault(h["rev"], []).append(h)
     study_panels({name: [curves.get(r["rev"], []) for r in rs] for name, rs in cells.items()},
-                         out / CURVES)
+                 out / CURVES)
     study_errors({name: {"test, argmax": [r["test_acc"] for r in rs],
-                                 "hand-in, graded (expected)": [r[HANDIN] for r in rs]}
-                          for name, rs in cells.items()}, out / ERRORS)
+                         "hand-in, graded (expected)": [r[HANDIN] for r in rs]}
+                  for name, rs in cells.items()}, out / ERRORS)
 
 
 def _error(acc: float) -> float:

@@ -9,7 +9,6 @@ never count and never show on the page: a cell's seeds all come from one code.
 """
 
 import hashlib
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import yaml
 
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import as_dict, flatten, parse_params, same_value, with_overrides
+from mnist_dvc.provenance import git_show
 
 PLAN = Path("study.yaml")
 # The stages whose code makes a row's numbers: train (the weights, the history) and evaluate.
@@ -162,12 +162,6 @@ def code_at(rev: str, root: Path = Path(".")) -> str:
     return code_hash({p: hashlib.md5(git_show(rev, p, root).encode()).hexdigest() for p in paths})
 
 
-def git_show(rev: str, path: str, root: Path = Path(".")) -> str | None:
-    """A file as commit `rev` holds it, or None (no such commit here, or no such file)."""
-    done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else None
-
-
 def run_name(cell: Cell, seed: int) -> str:
     """The DVC experiment name of one run of the plan."""
     return f"{cell.name}-s{seed}"
@@ -185,11 +179,10 @@ def counted(plan: Plan, runs: list[dict], defaults: dict) -> dict[tuple[str, int
     return found
 
 
-def missing(plan: Plan, runs: list[dict], defaults: dict) -> list[tuple[Cell, int]]:
-    """The (cell, seed) runs the plan still needs, cheapest first: by the cell's epochs, then by
-    seed (every cell's seed 0 before any seed 1, so early rows already cover the grid), then in
-    the plan's order."""
-    done = counted(plan, runs, defaults)
+def missing(plan: Plan, done: dict[tuple[str, int], dict], defaults: dict) -> list[tuple[Cell, int]]:
+    """The (cell, seed) runs the plan still needs (`done`: what `counted` found), cheapest first:
+    by the cell's epochs, then by seed (every cell's seed 0 before any seed 1, so early rows
+    already cover the grid), then in the plan's order."""
     todo = [(cell, seed) for cell in plan.cells for seed in plan.seeds
             if (cell.name, seed) not in done]
     order = {cell.name: i for i, cell in enumerate(plan.cells)}

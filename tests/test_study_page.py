@@ -70,7 +70,7 @@ def test_the_page_shows_only_the_plan_rows_of_the_pinned_code():
            "test_acc": 0.99, "test_acc_sampled": 0.9, "handin_test_acc_sampled": 0.99,
            "best_valid_acc": 0.99, "best_epoch": 4.0, "hardware": "CPU", "precision": "bf16"}
     other = {**row, "experiment": "old", "seed": 1, "code": "other", "test_acc": 0.5}
-    page = study_page.markdown(plan, [row, other], defaults)
+    page = study_page.markdown(plan, study_page.by_cell(plan, [row, other], defaults), 2)
     assert page.count("| e | r | base | 0 |") == 1 and "| old |" not in page
     assert "1 runs in 1 cells" in page and "rows of other code in runs.csv (1)" in page
     assert "0.9900 (1 seed)" in page

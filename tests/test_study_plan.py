@@ -73,7 +73,7 @@ def test_missing_runs_come_cheapest_first_every_cell_seed_0_before_seed_1(tmp_pa
     """Catches: the 24-epoch runs first (hours before the grid has one row per cell), seeds run
     cell by cell (no cell compared with another until the end), done runs run again."""
     plan = study_plan.load_plan(write_plan(tmp_path), DEFAULTS)
-    todo = study_plan.missing(plan, [row("base", 0)], DEFAULTS)
+    todo = study_plan.missing(plan, study_plan.counted(plan, [row("base", 0)], DEFAULTS), DEFAULTS)
     assert [(c.name, s) for c, s in todo] == [("sgdm", 0), ("base", 1), ("sgdm", 1),
                                               ("long", 0), ("long", 1)]
 
