@@ -1,7 +1,7 @@
 """Calibrated probabilities for people's images: the softmax of the logits times the hand-in's
 factor (mnist_dvc/handin.py). Label smoothing leaves the raw softmax under-confident (a right
 answer rarely above 0.96); the factor chosen on valid brings the test set's expected calibration
-error from 0.066 to 0.004 (metrics/test.json, the default model), and it changes no argmax."""
+error close to 0 (test_ece and handin_test_ece in metrics/test.json), and it changes no argmax."""
 
 import hashlib
 from pathlib import Path
