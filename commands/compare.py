@@ -17,14 +17,13 @@ that ran them; commit these files to keep the rows).
 """
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import dvc.api
 
-from mnist_dvc import compare, metrics_files, paths, study_page
+from mnist_dvc import compare, study_page
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_command
 from mnist_dvc.params import as_dict, flatten, load_params
@@ -44,10 +43,10 @@ def from_experiments(args, defaults: dict) -> tuple[list[dict], list[dict]]:
             sha = subprocess.run(["git", "rev-parse", "--short=7", row["rev"]], check=True,
                                  capture_output=True, text=True).stdout.strip()
             row = compare.pin_commit(row, sha)
-        timing = json.loads(dvc.api.read(str(paths.TIMING), rev=row["rev"]))
-        runs.append(compare.run_record(row, defaults, timing))
-        histories += [{"rev": row["rev"], **{k: h[k] for k in compare.HISTORY_COLUMNS}}
-                      for h in metrics_files.parse_csv(dvc.api.read(str(paths.HISTORY), rev=row["rev"]))]
+        run, history = compare.record_at(row["rev"], compare.label(row), defaults,
+                                         lambda path, rev=row["rev"]: dvc.api.read(path, rev=rev))
+        runs.append(run)
+        histories += history
     return runs, histories
 
 

@@ -1,5 +1,6 @@
-"""How well a model's confidence matches how often it is right: the negative log-likelihood, the
-expected calibration error (ECE) and the reliability diagram's bins.
+"""How well a model's confidence matches how often it is right: the expected calibration error
+(ECE) and the reliability diagram's bins (the negative log-likelihood is the test loss,
+inference.loss_and_accuracy).
 
 The course's grader scores the mean probability of the true label, so it is a calibration measure:
 an underconfident model (right more often than its top probability says, as label smoothing trains
@@ -9,7 +10,6 @@ it) loses to the draw what its argmax keeps. The hand-in's last-layer factor is 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 BINS = 15  # equal-width bins of the top softmax probability over [0, 1], as in Guo et al. (2017)
 
@@ -24,11 +24,6 @@ class Bin:
     count: int
     confidence: float
     accuracy: float
-
-
-def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean negative log-probability of the true label (plain cross-entropy), in float64."""
-    return F.cross_entropy(logits.double(), labels.long()).item() if len(labels) else 0.0
 
 
 def reliability_bins(logits: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> list[Bin]:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from mnist_dvc import metrics_files, paths, study, study_plan
+from mnist_dvc import metrics_files, paths, results, study, study_plan
 from mnist_dvc.atomic import write_text
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import flatten
+from mnist_dvc.results import HISTORY_COLUMNS, RUN_MACHINE, RUN_METRICS
 
 
 def select(rows: list[dict], names: list[str]) -> list[dict]:
@@ -56,36 +57,24 @@ def with_results(rows: list[dict]) -> tuple[list[dict], str]:
     return done, f"compare: skipped, no results of their own: {skipped}" if skipped else ""
 
 
-# A run as reports/runs.csv keeps it: who, its params (flat keys), these metrics, where it ran.
-RUN_METRICS = ("test_acc", "test_acc_sampled", "handin_test_acc_sampled", "handin_factor",
-               "test_loss", "best_valid_acc", "best_epoch", "epochs_run", "train_seconds")
-RUN_MACHINE = ("hardware", "precision")
 # The code hash of the train and evaluate stages that made the run (study_plan.code_of_lock).
 RUN_CODE = ("code",)
-HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "valid_loss", "valid_acc",
-                   "test_loss", "test_acc")
-
-
-def run_record(row: dict, defaults: dict, timing: dict) -> dict:
-    """One finished experiment of `dvc exp show` (metrics and params flattened by their names),
-    with the machine it ran on from its metrics/timing.json. `defaults`: the flat params."""
-    return {"experiment": label(row), "rev": row["rev"],
-            **{k: _like(row.get(k), default) for k, default in defaults.items()},
-            **{k: row.get(k) for k in RUN_METRICS}, **{k: timing.get(k) for k in RUN_MACHINE}}
 
 
 def record_at(rev: str, name: str, defaults: dict, read) -> tuple[dict, list[dict]]:
-    """A run's row and per-epoch curve from the files commit `rev` holds (a DVC experiment's
-    commit, or a baseline commit): `read(path)` gives a file's text at that commit."""
-    params = flatten(yaml.safe_load(read("params.yaml")))
-    metrics = json.loads(read(str(paths.TRAIN_METRICS))) | json.loads(read(str(paths.TEST_METRICS)))
-    timing = json.loads(read(str(paths.TIMING)))
+    """A run's row of runs.csv and its per-epoch curve, from the files commit `rev` holds (a DVC
+    experiment's commit, or a baseline commit): `read(path)` gives a file's text at that commit.
+    `defaults`: the flat params, whose types the run's params take."""
+    params = flatten(yaml.safe_load(read(str(paths.PARAMS))))
+    files = (paths.TRAIN_METRICS, paths.TEST_METRICS, paths.TIMING)
+    measured = {k: v for f in files for k, v in json.loads(read(str(f))).items()}
+    summary = results.parse(results.RunSummary, measured, f"the metrics files of {name}")
     run = {"experiment": name, "rev": rev,
            **{k: _like(params.get(k), default) for k, default in defaults.items()},
-           **{k: metrics.get(k, timing.get(k)) for k in RUN_METRICS},
-           **{k: timing.get(k) for k in RUN_MACHINE}, "code": study_plan.code_of_lock(read("dvc.lock"))}
-    history = [{"rev": rev, **{k: float(h[k]) for k in HISTORY_COLUMNS}}
-               for h in metrics_files.parse_csv(read(str(paths.HISTORY)))]
+           **vars(summary), "code": study_plan.code_of_lock(read(str(paths.DVC_LOCK)))}
+    history = [{"rev": rev, **{k: float(getattr(epoch, k)) for k in HISTORY_COLUMNS}}
+               for epoch in metrics_files.parse_history(read(str(paths.HISTORY)),
+                                                        f"{paths.HISTORY} of {name}")]
     return run, history
 
 

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import torch  # noqa: E402
 
 from mnist_dvc.atomic import atomic_path  # noqa: E402
+from mnist_dvc.results import Epoch  # noqa: E402
 
 # The seed report's colours.
 SPLIT_COLOURS = {"train": "green", "valid": "blue", "test": "red"}
@@ -21,13 +22,13 @@ def save(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def curves(history: list[dict], best_epoch: int, path: str | Path) -> None:
+def curves(history: list[Epoch], best_epoch: int, path: str | Path) -> None:
     """Loss and accuracy per epoch for train, valid and test, with the selected epoch marked."""
-    epochs = [row["epoch"] for row in history]
+    epochs = [row.epoch for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         for split, colour in SPLIT_COLOURS.items():
-            ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], color=colour,
+            ax.plot(epochs, [getattr(row, f"{split}_{metric}") for row in history], color=colour,
                     marker="o", markersize=3, label=split)
         ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best (epoch {best_epoch})")
         ax.set_xlabel("epoch")

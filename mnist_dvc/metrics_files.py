@@ -1,8 +1,10 @@
-"""Metrics from predictions, and the small JSON/CSV files DVC reads as metrics and plots."""
+"""Metrics from predictions, and the small JSON/CSV files DVC reads as metrics and plots (their
+keys and columns: results.py)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING
 from mnist_dvc.atomic import write_text
 from mnist_dvc.errors import MnistError
 from mnist_dvc.mnist import NUM_CLASSES
+from mnist_dvc.results import DigitMetrics, Epoch, parse
 
 if TYPE_CHECKING:  # the report stage reads and writes these files without loading torch
     import torch
@@ -24,7 +27,7 @@ def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor) -> torch.Ten
     return torch.bincount(flat, minlength=NUM_CLASSES * NUM_CLASSES).reshape(NUM_CLASSES, NUM_CLASSES)
 
 
-def per_class(confusion: torch.Tensor) -> list[dict]:
+def per_class(confusion: torch.Tensor) -> list[DigitMetrics]:
     """Precision, recall, F1 and support of each digit (0 where undefined)."""
     rows = []
     for digit in range(NUM_CLASSES):
@@ -33,13 +36,14 @@ def per_class(confusion: torch.Tensor) -> list[dict]:
         precision = tp / predicted if predicted else 0.0
         recall = tp / actual if actual else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append({"digit": digit, "precision": precision, "recall": recall, "f1": f1,
-                     "support": actual})
+        rows.append(DigitMetrics(digit=digit, precision=precision, recall=recall, f1=f1,
+                                 support=actual))
     return rows
 
 
-def macro(rows: list[dict]) -> dict:
-    return {f"macro_{k}": sum(r[k] for r in rows) / len(rows) for k in ("precision", "recall", "f1")}
+def macro(rows: list[DigitMetrics]) -> dict:
+    return {f"macro_{k}": sum(getattr(r, k) for r in rows) / len(rows)
+            for k in ("precision", "recall", "f1")}
 
 
 def _rounded(value):
@@ -77,3 +81,26 @@ def read_csv(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise MnistError(f"{path} is missing: run the stage that writes it (dvc repro)")
     return parse_csv(path.read_text())
+
+
+def write_record(path: str | Path, record) -> None:
+    """A record of results.py (e.g. EvaluateMetrics) as the JSON file DVC reads as metrics."""
+    write_json(path, dataclasses.asdict(record))
+
+
+def read_record(path: str | Path, record_type):
+    return parse(record_type, read_json(path), str(path))
+
+
+def write_records(path: str | Path, records: list) -> None:
+    """Records of results.py (or their dicts) as the CSV file DVC reads as plots."""
+    write_csv(path, [r if isinstance(r, dict) else dataclasses.asdict(r) for r in records])
+
+
+def read_records(path: str | Path, record_type) -> list:
+    return [parse(record_type, row, str(path)) for row in read_csv(path)]
+
+
+def parse_history(text: str, origin: str) -> list[Epoch]:
+    """metrics/history.csv's rows, from its text (a file at some git revision)."""
+    return [parse(Epoch, row, origin) for row in parse_csv(text)]

@@ -7,6 +7,7 @@ from pathlib import Path
 from mnist_dvc import paths
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import Params, as_dict, flatten, same_value
+from mnist_dvc.results import DigitMetrics, EvaluateMetrics, Timing, TrainMetrics
 
 RELIABILITY_CAPTION = "Reliability diagram of the raw model and the hand-in (test set)"
 # Why the course's graded score differs from the argmax accuracy, beside the reliability diagram.
@@ -47,41 +48,34 @@ def show(value) -> str:
     return str(value)
 
 
-def _need(values: dict, key: str, origin: str):
-    if key not in values:
-        raise MnistError(f"{origin} lacks {key}: it is not from this project's stages; rerun "
-                         "dvc repro")
-    return values[key]
-
-
-def _machine(timing: dict) -> tuple[str, str]:
+def _machine(timing: Timing) -> tuple[str, str]:
     """The precision and machine lines, from the fields machine_record writes to timing.json."""
-    get = lambda key: timing.get(key, NOT_RECORDED)  # noqa: E731  (files from before they existed)
-    precision = get("precision")
-    if "precision_reason" in timing:
-        precision += f" ({timing['precision_reason']})"
-    machine = (f"{get('device')}: {get('hardware')}; processor {get('processor')}; "
-               f"torch {get('torch')}, {get('threads')} threads")
+    get = lambda value: NOT_RECORDED if value is None else value  # noqa: E731  (older files lack them)
+    precision = get(timing.precision)
+    if timing.precision_reason is not None:
+        precision += f" ({timing.precision_reason})"
+    machine = (f"{get(timing.device)}: {get(timing.hardware)}; processor {get(timing.processor)}; "
+               f"torch {get(timing.torch)}, {get(timing.threads)} threads")
     return precision, machine
 
 
-def _when(timing: dict) -> str:
-    if "date_utc" not in timing:  # timing.json from before the date and commit were recorded
+def _when(timing: Timing) -> str:
+    if timing.date_utc is None:  # timing.json from before the date and commit were recorded
         return "date and commit not recorded"
-    return f"{timing['date_utc']} UTC at commit {timing.get('git_commit', NOT_RECORDED)}"
+    return f"{timing.date_utc} UTC at commit {timing.git_commit or NOT_RECORDED}"
 
 
 DATA_SOURCES = {"idx": "the four MNIST IDX files (MD5-checked)",
                 "seed": "the seed's four .pth tensor files (checked)"}
 
 
-def render(params: Params, defaults: dict | None, train: dict, test: dict, timing: dict,
-           classes: list[dict], figure_links: dict[str, str], data_source: str) -> str:
+def render(params: Params, defaults: dict | None, train: TrainMetrics, test: EvaluateMetrics,
+           timing: Timing, classes: list[DigitMetrics], figure_links: dict[str, str],
+           data_source: str) -> str:
     """The report's Markdown. `defaults`: params.yaml as committed (None outside git); `train`,
-    `test`, `timing`: metrics/train.json, test.json,
-    timing.json; `classes`: the rows of metrics/classes.csv; `figure_links`: caption -> link;
-    `data_source`: "idx" or "seed" (what data/raw holds)."""
-    t, m, s = str(paths.TRAIN_METRICS), str(paths.TEST_METRICS), str(paths.TIMING)
+    `test`, `timing`: metrics/train.json, test.json, timing.json; `classes`: the rows of
+    metrics/classes.csv; `figure_links`: caption -> link; `data_source`: "idx" or "seed" (what
+    data/raw holds)."""
     precision, machine = _machine(timing)
     lines = [
         "# Run report",
@@ -93,20 +87,19 @@ def render(params: Params, defaults: dict | None, train: dict, test: dict, timin
         "",
         "| | |",
         "|---|---|",
-        f"| test accuracy | **{_need(test, 'test_acc', m):.4f}** (loss {_need(test, 'test_loss', m):.4f}, "
-        f"macro F1 {_need(test, 'macro_f1', m):.4f}) |",
-        f"| graded the course's way | {_need(test, 'test_acc_sampled', m):.4f} (expected score when a "
+        f"| test accuracy | **{test.test_acc:.4f}** (loss {test.test_loss:.4f}, "
+        f"macro F1 {test.macro_f1:.4f}) |",
+        f"| graded the course's way | {test.test_acc_sampled:.4f} (expected score when a "
         "label is sampled from the softmax, as the course's grader does) |",
-        f"| the hand-in, graded | {_need(test, 'handin_test_acc_sampled', m):.4f} (last layer "
-        f"x{_need(test, 'handin_factor', m):g}: `python -m commands.handin ID NAME`) |",
-        f"| calibration | ECE {_need(test, 'test_ece', m):.4f} raw, "
-        f"{_need(test, 'handin_test_ece', m):.4f} hand-in; NLL {_need(test, 'test_nll', m):.4f} raw, "
-        f"{_need(test, 'handin_test_nll', m):.4f} hand-in (15 confidence bins; see below) |",
-        f"| best epoch | {_need(train, 'best_epoch', t)} of {_need(train, 'epochs_run', t)} run "
-        f"(valid accuracy {_need(train, 'best_valid_acc', t):.4f}, loss "
-        f"{_need(train, 'best_valid_loss', t):.4f}) |",
-        f"| training time | {_need(timing, 'train_seconds', s):.0f} s "
-        f"({_need(timing, 'seconds_per_epoch', s):.1f} s per epoch, per-epoch evaluation included) |",
+        f"| the hand-in, graded | {test.handin_test_acc_sampled:.4f} (last layer "
+        f"x{test.handin_factor:g}: `python -m commands.handin ID NAME`) |",
+        f"| calibration | ECE {test.test_ece:.4f} raw, {test.handin_test_ece:.4f} hand-in; "
+        f"NLL (the loss) {test.test_loss:.4f} raw, {test.handin_test_loss:.4f} hand-in "
+        "(15 confidence bins; see below) |",
+        f"| best epoch | {train.best_epoch} of {train.epochs_run} run "
+        f"(valid accuracy {train.best_valid_acc:.4f}, loss {train.best_valid_loss:.4f}) |",
+        f"| training time | {timing.train_seconds:.0f} s "
+        f"({timing.seconds_per_epoch:.1f} s per epoch, per-epoch evaluation included) |",
         f"| precision | {precision} |",
         f"| machine | {machine} |",
         f"| trained | {_when(timing)}, from {DATA_SOURCES[data_source]} |",
@@ -126,9 +119,8 @@ def render(params: Params, defaults: dict | None, train: dict, test: dict, timin
     lines += ["", "## Per-class test metrics", "",
               "| digit | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for row in classes:
-        digit, precision_, recall, f1, support = (_need(row, key, str(paths.CLASSES)) for key in
-                                                 ("digit", "precision", "recall", "f1", "support"))
-        lines.append(f"| {digit} | {precision_:.4f} | {recall:.4f} | {f1:.4f} | {support} |")
+        lines.append(f"| {row.digit} | {row.precision:.4f} | {row.recall:.4f} | {row.f1:.4f} | "
+                     f"{row.support} |")
     figure_links = dict(figure_links)
     reliability = figure_links.pop(RELIABILITY_CAPTION, None)
     if reliability:

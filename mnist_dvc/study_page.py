@@ -7,7 +7,8 @@ import matplotlib.ticker
 
 from mnist_dvc import figures, study, study_plan
 from mnist_dvc.atomic import write_text
-from mnist_dvc.compare import RUN_METRICS, cell_value, mean_ci, points
+from mnist_dvc.compare import cell_value, mean_ci, points
+from mnist_dvc.results import RUN_METRICS
 
 CURVES = "study_curves.png"
 ERRORS = "study_errors.png"

@@ -11,7 +11,7 @@ mean what they mean in one process.
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,6 +28,7 @@ from mnist_dvc.inference import correct_count, evaluate
 from mnist_dvc.model import MyConvNet, as_input
 from mnist_dvc.optimizers import make_optimizer, make_scheduler
 from mnist_dvc.params import Params
+from mnist_dvc.results import Epoch
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class FitState:
     what `fit` returns."""
 
     epoch: int = 0
-    history: list = field(default_factory=list)
+    history: list = field(default_factory=list)  # Epoch rows as dicts: a checkpoint holds plain data
     best_epoch: int = 0
     best_valid_acc: float = -1.0
     best_valid_loss: float = math.inf
@@ -129,8 +130,8 @@ def fit(params: Params, splits: Splits, run: Run, checkpoint: Checkpointing | No
         lr = trainer.optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(trainer, data.train, params, run)
         stop_if_diverged(train_loss, epoch, t.lr, state, checkpoint)
-        record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                  **measure(trainer.net, data, group)}
+        record = asdict(Epoch(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc,
+                              **measure(trainer.net, data, group)))
         state.seconds += time.perf_counter() - started
         record_epoch(state, record, trainer.net, group)
         save_checkpoint(trainer, state, checkpoint, group)

@@ -7,7 +7,7 @@ runs the model in fp32, and the hand-in command must choose the same sharpening 
 same numbers.
 """
 
-from mnist_dvc import calibration, handin, metrics_files, paths
+from mnist_dvc import calibration, handin, metrics_files, paths, results
 from mnist_dvc.cli import run_stage
 from mnist_dvc.device import pick_device
 from mnist_dvc.digits import load_digits
@@ -28,21 +28,20 @@ def main() -> None:
     handin_bins = calibration.reliability_bins(handin_logits, test.labels)
     predicted = test_logits.argmax(dim=1)
     classes = metrics_files.per_class(metrics_files.confusion_matrix(test.labels, predicted))
-    metrics_files.write_json(paths.TEST_METRICS, {
-        "test_acc": accuracy,
-        "test_acc_sampled": graded["test"]["sampled"],  # the course's grader, expected value
-        "handin_test_acc_sampled": graded["test"]["handin_sampled"],
-        "handin_factor": graded["factor"],
-        "test_loss": loss,
-        "test_nll": calibration.nll(test_logits, test.labels),  # = test_loss: plain cross-entropy
-        "test_ece": calibration.ece(raw_bins),
-        "handin_test_nll": calibration.nll(handin_logits, test.labels),
-        "handin_test_ece": calibration.ece(handin_bins),
-        **metrics_files.macro(classes)})
+    metrics_files.write_record(paths.TEST_METRICS, results.EvaluateMetrics(
+        test_acc=accuracy,
+        test_acc_sampled=graded["test"]["sampled"],
+        handin_test_acc_sampled=graded["test"]["handin_sampled"],
+        handin_factor=graded["factor"],
+        test_loss=loss,
+        test_ece=calibration.ece(raw_bins),
+        handin_test_loss=loss_and_accuracy(handin_logits, test.labels)[0],
+        handin_test_ece=calibration.ece(handin_bins),
+        **metrics_files.macro(classes)))
     metrics_files.write_csv(paths.CALIBRATION, calibration.csv_rows(raw_bins, handin_bins))
-    metrics_files.write_csv(paths.CLASSES, classes)
-    metrics_files.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p} for a, p in
-                                          zip(test.labels.tolist(), predicted.tolist(), strict=True)])
+    metrics_files.write_records(paths.CLASSES, classes)
+    metrics_files.write_records(paths.PREDICTIONS, [
+        results.Prediction(a, p) for a, p in zip(test.labels.tolist(), predicted.tolist(), strict=True)])
     print(f"evaluate: test accuracy {accuracy:.4f} (argmax), {graded['test']['sampled']:.4f} graded "
           f"the course's way (sampled, expected), {graded['test']['handin_sampled']:.4f} for the "
           f"hand-in (last layer x{graded['factor']:g}); loss {loss:.4f} on {len(test)} images (fp32)")

@@ -4,7 +4,7 @@ With train.processes > 1 it relaunches itself under torchrun (see mnist_dvc/dist
 process trains, rank 0 alone writes.
 """
 
-from mnist_dvc import distributed, metrics_files, paths, provenance
+from mnist_dvc import distributed, metrics_files, paths, provenance, results
 from mnist_dvc.atomic import restored_on_failure, torch_save
 from mnist_dvc.checkpoint import run_fingerprint
 from mnist_dvc.cli import run_stage
@@ -26,10 +26,10 @@ def main() -> None:
 def write_live_metrics(state: FitState) -> None:
     """history.csv and train.json as they stand after the last finished epoch, rewritten
     atomically every epoch: `dvc plots show` and `dvc exp show` follow a running experiment."""
-    metrics_files.write_csv(paths.HISTORY, state.history)
-    metrics_files.write_json(paths.TRAIN_METRICS, {
-        "best_valid_acc": state.best_valid_acc, "best_valid_loss": state.best_valid_loss,
-        "best_epoch": state.best_epoch, "epochs_run": state.epoch})
+    metrics_files.write_records(paths.HISTORY, state.history)
+    metrics_files.write_record(paths.TRAIN_METRICS, results.TrainMetrics(
+        best_valid_acc=state.best_valid_acc, best_valid_loss=state.best_valid_loss,
+        best_epoch=state.best_epoch, epochs_run=state.epoch))
 
 
 def train_on(params, group: distributed.Group) -> None:
@@ -53,11 +53,9 @@ def train_on(params, group: distributed.Group) -> None:
         write_live_metrics(state)
         # Wall time of the epoch loop (per-epoch evaluation included), the machine it ran on (the
         # only outputs that depend on it), and when and from which commit.
-        metrics_files.write_json(paths.TIMING, {"train_seconds": state.seconds,
-                                          "seconds_per_epoch": state.seconds / len(state.history),
-                                          "processes": group.size,
-                                          **machine_record(device, precision),
-                                          **provenance.record()})
+        metrics_files.write_record(paths.TIMING, results.Timing(
+            train_seconds=state.seconds, seconds_per_epoch=state.seconds / len(state.history),
+            processes=group.size, **machine_record(device, precision), **provenance.record()))
         paths.CHECKPOINT.unlink(missing_ok=True)
         print(f"train: best valid accuracy {state.best_valid_acc:.4f} at epoch {state.best_epoch} "
               f"of {state.epoch}, {state.seconds:.0f} s")

@@ -1,4 +1,4 @@
-"""NLL, ECE and the reliability bins against values computed by hand on known probabilities."""
+"""The loss (NLL), ECE and the reliability bins against values computed by hand on known probabilities."""
 
 import math
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mnist_dvc import calibration, metrics_files
+from mnist_dvc.inference import loss_and_accuracy
 
 
 def ten_images(top_logit: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,12 +66,13 @@ def test_a_confidence_exactly_on_an_edge_goes_to_the_bin_below():
     assert [k for k, b in enumerate(bins) if b.count] == [2, 4]  # (2/15, 3/15] and (4/15, 5/15]
 
 
-def test_nll_by_hand():
-    """Nine images with probability 0.9 on their true label and one with 1/90: NLL = (9 (-log 0.9)
-    + log 90) / 10. Catches the NLL of the top probability instead of the true label's (that would
-    be -log 0.9), and a sum instead of a mean."""
-    assert calibration.nll(*ten_images(math.log(81))) == pytest.approx(
-        (9 * -math.log(0.9) + math.log(90)) / 10, abs=1e-12)
+def test_loss_is_the_nll_by_hand():
+    """The test loss is the NLL: nine images with probability 0.9 on their true label and one with
+    1/90 give (9 (-log 0.9) + log 90) / 10, and accuracy 0.9. Catches the NLL of the top
+    probability instead of the true label's (that would be -log 0.9), and a sum instead of a mean."""
+    loss, accuracy = loss_and_accuracy(*ten_images(math.log(81)))
+    assert loss == pytest.approx((9 * -math.log(0.9) + math.log(90)) / 10, abs=1e-12)
+    assert accuracy == pytest.approx(0.9)
 
 
 def test_bins_survive_the_csv_file(tmp_path):

@@ -1,8 +1,10 @@
+import json
 import math
 
 import pytest
+import yaml
 
-from mnist_dvc import compare, study
+from mnist_dvc import compare, study, study_plan
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import flatten
 
@@ -146,18 +148,49 @@ def test_runs_csv_round_trip(tmp_path):
     assert len(study.group_cells(back, keys)) == 2
 
 
-def test_run_record_gives_whole_number_params_back_their_type():
-    """`dvc exp show` reports seed 0 as 0.0. Bug caught: the baseline's own runs not recognised as
-    the baseline cell (0.0 != 0), so no paired difference is computed at all."""
-    row = {"Experiment": "x", "rev": "abc", "seed": 1.0, "optimizer": "adam", "train.lr": 0.002,
-           "scheduler": "warmup", "train.augment": "True", "test_acc": 0.99}
-    defaults = {**DEFAULTS, "train.augment": True}
-    record = compare.run_record(row, defaults, {"hardware": "CPU", "precision": "bf16"})
-    assert record["seed"] == 1 and isinstance(record["seed"], int) and record["train.lr"] == 0.002
-    assert record["train.augment"] is True  # it comes as the text "True"
-    assert study.cell_of(record, [*KEYS, "train.augment"]) == study.cell_of(defaults,
-                                                                             [*KEYS, "train.augment"])
-    assert compare.cell_label(study.cell_of(record, KEYS), DEFAULTS) == "adam + warmup"
+def files_of_a_run(params_yaml: str, test_json: dict) -> dict[str, str]:
+    """The files a run's commit holds that record_at reads, by path."""
+    train = {"best_valid_acc": 0.991, "best_valid_loss": 0.05, "best_epoch": 3, "epochs_run": 5}
+    timing = {"train_seconds": 120.0, "seconds_per_epoch": 24.0, "hardware": "CPU", "precision": "bf16"}
+    lock = {"stages": {"train": {"deps": [{"path": "mnist_dvc/training.py", "md5": "a" * 32}]},
+                       "evaluate": {"deps": [{"path": "stages/evaluate.py", "md5": "b" * 32}]}}}
+    history = "epoch,lr,train_loss,train_acc,valid_loss,valid_acc,test_loss,test_acc\n" + "".join(
+        f"{e},0.002,0.1,0.9,0.1,0.9{e},0.1,0.9{e}\n" for e in range(1, 6))
+    return {"params.yaml": params_yaml, "metrics/train.json": json.dumps(train),
+            "metrics/test.json": json.dumps(test_json), "metrics/timing.json": json.dumps(timing),
+            "dvc.lock": yaml.safe_dump(lock), "metrics/history.csv": history}
+
+
+TEST_JSON = {"test_acc": 0.99, "test_acc_sampled": 0.92, "handin_test_acc_sampled": 0.989,
+             "handin_factor": 4.0, "test_loss": 0.04}
+
+
+def test_record_at_reads_a_run_from_its_commits_files():
+    """A run's row: its params from its params.yaml, typed like the defaults (seed 1.0 -> 1, so the
+    baseline's own runs are recognised as the baseline cell: 0.0 != 0 would leave it without a
+    paired difference), the kept metrics from its three metrics files (best_epoch from train.json,
+    train_seconds from timing.json), its code hash from dvc.lock, and its curve. An older
+    test.json with other keys besides is fine. Bugs caught: a metric read from the wrong file
+    (None), a param left a float, a curve read from another revision's file."""
+    files = files_of_a_run("seed: 1.0\noptimizer: adam\nscheduler: warmup\ntrain:\n  lr: 0.002\n",
+                           TEST_JSON | {"test_nll": 0.04})
+    run, history = compare.record_at("abc1234", "x", DEFAULTS, files.__getitem__)
+    assert run == {"experiment": "x", "rev": "abc1234", "seed": 1, "optimizer": "adam",
+                   "scheduler": "warmup", "train.lr": 0.002, **TEST_JSON, "best_valid_acc": 0.991,
+                   "best_epoch": 3, "epochs_run": 5, "train_seconds": 120.0, "hardware": "CPU",
+                   "precision": "bf16", "code": study_plan.code_of_lock(files["dvc.lock"])}
+    assert isinstance(run["seed"], int)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5] and history[2]["valid_acc"] == 0.93
+    assert {h["rev"] for h in history} == {"abc1234"}
+    assert study.cell_of(run, KEYS) == study.cell_of({**DEFAULTS, "seed": 1}, KEYS)
+
+
+def test_record_at_refuses_a_run_without_a_kept_metric():
+    """A test.json without the graded accuracy (a run from before it existed) is one line naming
+    the run and the metric, not a row with a hole that the study's means would turn into NaN."""
+    files = files_of_a_run("seed: 0\n", {k: v for k, v in TEST_JSON.items() if k != "test_acc_sampled"})
+    with pytest.raises(MnistError, match="^the metrics files of x lacks test_acc_sampled: "):
+        compare.record_at("abc1234", "x", DEFAULTS, files.__getitem__)
 
 
 def curve(rev: str, accuracies: list[float]) -> list[dict]:

@@ -12,6 +12,7 @@ from mnist_dvc import calibration, compare, figures, metrics_files, paths
 from mnist_dvc.cli import run_command, run_stage
 from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.params import as_dict, flatten, load_params
+from mnist_dvc.results import EvaluateMetrics
 
 # Three epochs where every split and metric has its own values: a column fed in for another shows.
 HISTORY = [
@@ -53,8 +54,10 @@ def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch,
     save_digits(Digits(torch.zeros(6, 28, 28, dtype=torch.uint8), torch.tensor(actual)),
                 paths.prepared("test"))
     raw_bins, handin_bins = reliability_bins()
-    metrics_files.write_json(paths.TEST_METRICS, {"test_ece": 0.25, "handin_test_ece": 0.03125,
-                                                  "handin_factor": 3.0})
+    metrics_files.write_record(paths.TEST_METRICS, EvaluateMetrics(
+        test_acc=0.5, test_acc_sampled=0.4, handin_test_acc_sampled=0.45, handin_factor=3.0,
+        test_loss=1.2, test_ece=0.25, handin_test_loss=1.1, handin_test_ece=0.03125,
+        macro_precision=0.5, macro_recall=0.5, macro_f1=0.5))
     metrics_files.write_csv(paths.CALIBRATION, calibration.csv_rows(raw_bins, handin_bins))
     monkeypatch.setattr(sys, "argv", ["stages.plot"])
     from stages import plot

@@ -1,5 +1,6 @@
 """The run report (reports/run.md): its content from known inputs, and the stage through DVC."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -9,18 +10,19 @@ from repo_helpers import ROOT, env_with, make_repo, run
 
 from mnist_dvc import metrics_files, run_report
 from mnist_dvc.errors import MnistError
+from mnist_dvc.results import DigitMetrics, EvaluateMetrics, Timing, TrainMetrics
 
-TRAIN = {"best_valid_acc": 0.99511, "best_valid_loss": 0.087589, "best_epoch": 7, "epochs_run": 8}
-TEST = {"test_acc": 0.9952, "test_acc_sampled": 0.923112, "handin_test_acc_sampled": 0.995041,
-        "handin_factor": 4.0, "test_loss": 0.087038, "test_nll": 0.087038, "test_ece": 0.071234,
-        "handin_test_nll": 0.021987, "handin_test_ece": 0.002345, "macro_precision": 0.995193,
-        "macro_recall": 0.995205, "macro_f1": 0.995195}
-TIMING = {"train_seconds": 328.871801, "seconds_per_epoch": 41.108975, "device": "cpu",
-          "hardware": "AMD EPYC 9R14 (avx512_bf16)", "precision": "bf16",
-          "precision_reason": "native on this CPU", "processor": "x86_64", "torch": "2.13.0+cpu",
-          "threads": 2, "date_utc": "2026-11-30 00:10", "git_commit": "83dfbf2a1b2c-dirty"}
-CLASSES = [{"digit": d, "precision": 1.0 if d == 0 else 0.99, "recall": 0.98, "f1": 0.985,
-            "support": 1000 + d} for d in range(10)]
+TRAIN = TrainMetrics(best_valid_acc=0.99511, best_valid_loss=0.087589, best_epoch=7, epochs_run=8)
+TEST = EvaluateMetrics(test_acc=0.9952, test_acc_sampled=0.923112, handin_test_acc_sampled=0.995041,
+                   handin_factor=4.0, test_loss=0.087038, test_ece=0.071234,
+                   handin_test_loss=0.021987, handin_test_ece=0.002345, macro_precision=0.995193,
+                   macro_recall=0.995205, macro_f1=0.995195)
+TIMING = Timing(train_seconds=328.871801, seconds_per_epoch=41.108975, device="cpu",
+                hardware="AMD EPYC 9R14 (avx512_bf16)", precision="bf16",
+                precision_reason="native on this CPU", processor="x86_64", torch="2.13.0+cpu",
+                threads=2, date_utc="2026-11-30 00:10", git_commit="83dfbf2a1b2c-dirty")
+CLASSES = [DigitMetrics(digit=d, precision=1.0 if d == 0 else 0.99, recall=0.98, f1=0.985,
+                        support=1000 + d) for d in range(10)]
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())  # params.yaml as committed
 LINKS = {"Curves": "../figures/curves.png", "Confusion": "../figures/confusion.png",
          run_report.RELIABILITY_CAPTION: "../figures/reliability.png"}
@@ -46,8 +48,8 @@ def test_report_from_known_inputs(make_params):
         "| graded the course's way | 0.9231 (expected score when a label is sampled from the softmax, "
         "as the course's grader does) |",
         "| the hand-in, graded | 0.9950 (last layer x4: `python -m commands.handin ID NAME`) |",
-        "| calibration | ECE 0.0712 raw, 0.0023 hand-in; NLL 0.0870 raw, 0.0220 hand-in (15 "
-        "confidence bins; see below) |",
+        "| calibration | ECE 0.0712 raw, 0.0023 hand-in; NLL (the loss) 0.0870 raw, 0.0220 hand-in "
+        "(15 confidence bins; see below) |",
         "| 0 | 1.0000 | 0.9800 | 0.9850 | 1000 |",
         "| 9 | 0.9900 | 0.9800 | 0.9850 | 1009 |",
         "![Curves](../figures/curves.png)",
@@ -127,7 +129,7 @@ def test_true_is_not_1_nor_false_0(make_params):
 
 def test_timing_from_an_older_run_says_not_recorded(make_params):
     """timing.json from before the machine fields existed: the report says so instead of failing."""
-    old = {"train_seconds": 300.0, "seconds_per_epoch": 37.5}
+    old = Timing(train_seconds=300.0, seconds_per_epoch=37.5)  # what parse gives such a file
     text = run_report.render(make_params(), DEFAULTS, TRAIN, TEST, old, CLASSES, LINKS, "seed")
     assert "| precision | not recorded |" in text
     assert ("| machine | not recorded: not recorded; processor not recorded; torch not recorded, "
@@ -140,13 +142,26 @@ def test_timing_from_an_older_run_says_not_recorded(make_params):
     ("train", "best_epoch", "metrics/train.json"), ("test", "test_acc", "metrics/test.json"),
     ("test", "handin_test_ece", "metrics/test.json"),
     ("timing", "train_seconds", "metrics/timing.json"), ("classes", "f1", "metrics/classes.csv")])
-def test_missing_metric_is_one_clear_error(make_params, which, key, origin):
-    inputs = {"train": dict(TRAIN), "test": dict(TEST), "timing": dict(TIMING),
-              "classes": [dict(row) for row in CLASSES]}
-    del (inputs[which][0] if which == "classes" else inputs[which])[key]
-    with pytest.raises(MnistError, match=f"{origin} lacks {key}: .*rerun dvc repro"):
-        run_report.render(make_params(), DEFAULTS, inputs["train"], inputs["test"], inputs["timing"],
-                          inputs["classes"], LINKS, "idx")
+def test_missing_metric_is_one_clear_error(tmp_path, which, key, origin):
+    """The report stage's inputs as files, one lacking a field: one line naming the file and the
+    field. Catches a field read as None (a report saying "None") or a KeyError traceback."""
+    records = {"train": (TRAIN, TrainMetrics), "test": (TEST, EvaluateMetrics),
+               "timing": (TIMING, Timing), "classes": (CLASSES, DigitMetrics)}
+    record, record_type = records[which]
+    path = tmp_path / origin
+    path.parent.mkdir()
+    if which == "classes":
+        rows = [{k: v for k, v in vars(row).items() if k != key} for row in record]
+        metrics_files.write_csv(path, rows)
+        read = lambda: metrics_files.read_records(path, record_type)  # noqa: E731
+    else:
+        values = dict(vars(record))
+        del values[key]
+        metrics_files.write_json(path, values)
+        read = lambda: metrics_files.read_record(path, record_type)  # noqa: E731
+    with pytest.raises(MnistError, match=f"^{re.escape(str(path))} lacks {key}: it is not from "
+                                         "this project's stages; rerun dvc repro$"):
+        read()
 
 
 def test_figure_links_are_relative_to_the_report(tmp_path):
@@ -177,9 +192,9 @@ def test_report_stage_through_dvc_writes_a_git_tracked_page(tmp_path):
     (repo / "metrics").mkdir()
     (repo / "figures").mkdir()
     (repo / "data/raw").mkdir(parents=True)  # what fetch leaves: the report names the data source
-    for name, values in (("train.json", TRAIN), ("test.json", TEST), ("timing.json", TIMING)):
-        metrics_files.write_json(repo / "metrics" / name, values)
-    metrics_files.write_csv(repo / "metrics/classes.csv", CLASSES)
+    for name, record in (("train.json", TRAIN), ("test.json", TEST), ("timing.json", TIMING)):
+        metrics_files.write_record(repo / "metrics" / name, record)
+    metrics_files.write_records(repo / "metrics/classes.csv", CLASSES)
     for name in run_report.FIGURES:
         (repo / "figures" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
     env = env_with(Path("/nonexistent"))

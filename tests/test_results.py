@@ -1,0 +1,62 @@
+"""The run's records (mnist_dvc/results.py) are the one home of every metric name and column:
+dvc.yaml's plots, runs.csv and the report name only their fields, and each number has one key."""
+
+import dataclasses
+
+import pytest
+import yaml
+from repo_helpers import ROOT
+
+from mnist_dvc import paths, results
+from mnist_dvc.errors import MnistError
+
+FILES = {str(paths.HISTORY): results.Epoch, str(paths.CLASSES): results.DigitMetrics,
+         str(paths.PREDICTIONS): results.Prediction}
+
+
+def test_dvc_plots_name_only_fields_of_the_records():
+    """Every column dvc.yaml's plots draw from history.csv or classes.csv is a field of the record
+    those files are written from. Bug caught: a metric renamed in results.py while dvc.yaml still
+    names the old column (`dvc plots show` draws nothing, silently)."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    named = 0
+    for plot in plots:
+        (spec,) = plot.values()
+        for path, columns in spec["y"].items():
+            record = FILES[path]
+            columns = columns if isinstance(columns, list) else [columns]
+            for column in [*columns, spec["x"]]:
+                assert column in results.names(record), (path, column)
+                named += 1
+    assert named == 14  # loss 3 + 1, accuracy 3 + 1, learning rate 1 + 1, confusion 2, per digit 2
+
+
+def test_one_key_per_number():
+    """No two of the files a run writes share a key, and runs.csv keeps each of its results under
+    the name of the one file that holds it. Bugs caught: a number written to two files (best_epoch
+    in test.json too: `dvc metrics diff` shows it twice, and a row merged from both takes either),
+    a runs.csv column that names no file's key (always empty)."""
+    records = (results.TrainMetrics, results.EvaluateMetrics, results.Timing)
+    keys = [name for record in records for name in results.names(record)]
+    assert len(keys) == len(set(keys))
+    assert set(results.names(results.RunSummary)) <= set(keys)
+    assert set(results.RUN_METRICS) | set(results.RUN_MACHINE) == set(results.names(results.RunSummary))
+    assert results.HISTORY_COLUMNS[0] == "epoch"
+
+
+def test_parse_ignores_older_keys_and_names_the_first_missing_one():
+    """A file from older stages may hold keys no record has (test_nll): ignored. A required field
+    missing is one line naming the file and the field; an optional one (Timing's machine fields,
+    from before they were recorded) becomes None. Bugs caught: unknown keys passed on (a
+    TypeError traceback on every older experiment), a missing field read as None."""
+    values = {"best_valid_acc": 0.9, "best_valid_loss": 0.3, "best_epoch": 2, "epochs_run": 4,
+              "test_nll": 0.3}
+    assert results.parse(results.TrainMetrics, values, "t.json") == results.TrainMetrics(0.9, 0.3, 2, 4)
+    with pytest.raises(MnistError, match="^t.json lacks best_epoch: it is not from this project's "
+                                         "stages; rerun dvc repro$"):
+        results.parse(results.TrainMetrics, {k: v for k, v in values.items() if k != "best_epoch"},
+                      "t.json")
+    old = results.parse(results.Timing, {"train_seconds": 10.0, "seconds_per_epoch": 5.0}, "x")
+    assert old.hardware is None and old.date_utc is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        old.train_seconds = 1.0
