@@ -6,10 +6,13 @@ from pathlib import Path
 
 import torch
 
+from mnist_dvc import torch_files
 from mnist_dvc.atomic import torch_save
+from mnist_dvc.errors import MnistError
 from mnist_dvc.params import Params, as_dict
 
 VERSION = 2
+FROM_EPOCH_1 = "training from epoch 1"  # the fix for a checkpoint that cannot be resumed
 
 
 def run_fingerprint(params: Params, data_files, device: torch.device) -> str:
@@ -28,17 +31,22 @@ def save(path: Path, fingerprint: str, parts: dict) -> None:
 
 
 def load(path: Path, fingerprint: str) -> dict | None:
-    """The checkpoint at `path` if it belongs to these params and data, else None (with a message)."""
-    if not path.is_file():
+    """The checkpoint at `path` if it belongs to these params and data, else None: silently when
+    there is none, with a printed line when it is unreadable (never raised: a bad checkpoint must
+    not stop training) or from another run."""
+    if not path.exists():
         return None
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        ok = blob.get("version") == VERSION and blob.get("fingerprint") == fingerprint
-    except Exception as exc:
-        print(f"ignoring checkpoint {path}: unreadable ({type(exc).__name__}); training from epoch 1")
+        blob = torch_files.load(path, what="a training checkpoint", missing=FROM_EPOCH_1,
+                                fix=FROM_EPOCH_1)
+    except MnistError as error:
+        print(f"ignoring checkpoint: {error}")
         return None
-    if not ok:
-        print(f"ignoring checkpoint {path}: it was made with other params or data; "
-              "training from epoch 1")
+    if not isinstance(blob, dict):
+        print(f"ignoring checkpoint: {path} holds a {type(blob).__name__}, not a training "
+              f"checkpoint: {FROM_EPOCH_1}")
+        return None
+    if blob.get("version") != VERSION or blob.get("fingerprint") != fingerprint:
+        print(f"ignoring checkpoint {path}: it was made with other params or data; {FROM_EPOCH_1}")
         return None
     return blob

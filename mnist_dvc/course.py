@@ -44,7 +44,12 @@ class CourseConvNet(nn.Module):
 
 def load_course_net(path: str | Path) -> CourseConvNet:
     """The course's loading, strict: `net.load_state_dict(torch.load(path))`, in eval mode.
-    weights_only=True is written out (torch >= 2.6 defaults to it): no pickled code runs."""
+    weights_only=True is written out (torch >= 2.6 defaults to it): no pickled code runs.
+
+    Deliberately not torch_files.load: this is the yardstick that shows a file loads the way the
+    course loads it, so it stays the course's one line, raising torch's own errors as the course
+    would (and loading where the file says, not on the CPU). Files from users go through
+    load_checked, which reads them with torch_files.load."""
     net = CourseConvNet()
     net.load_state_dict(torch.load(path, weights_only=True))
     return net.eval()

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import torch
 
+from mnist_dvc import torch_files
 from mnist_dvc.atomic import torch_save
 from mnist_dvc.errors import MnistError
+
+RERUN_SPLIT = "rerun dvc repro split"
 
 
 @dataclass(frozen=True)
@@ -28,18 +31,16 @@ def save_digits(digits: Digits, path: str | Path) -> None:
 
 
 def load_digits(path: str | Path) -> Digits:
-    path = Path(path)
-    if not path.is_file():
-        raise MnistError(f"{path} is missing: run the split stage first (dvc repro split)")
-    try:
-        blob = torch.load(path, weights_only=True)
-        images, labels = blob["images"], blob["labels"]
-    except Exception as exc:  # any unpickling problem means the same thing to the user
-        raise MnistError(f"{path} is not a dataset file written by the split stage ({exc}): "
-                         "rerun dvc repro split") from None
+    """The digits save_digits wrote at `path`, read by torch_files.load (never runs pickled code)."""
+    blob = torch_files.load(path, what="a dataset file written by the split stage",
+                            missing="run the split stage first (dvc repro split)", fix=RERUN_SPLIT)
+    if not isinstance(blob, dict):
+        raise MnistError(f"{path} holds a {type(blob).__name__}, not a dataset file written by the "
+                         f"split stage: {RERUN_SPLIT}")
+    images, labels = blob.get("images"), blob.get("labels")
     if (not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 3
             or not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64
             or len(images) != len(labels)):
         raise MnistError(f"{path} does not hold uint8 images and int64 labels of equal count: "
-                         "rerun dvc repro split")
+                         f"{RERUN_SPLIT}")
     return Digits(images, labels)

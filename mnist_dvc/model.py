@@ -1,13 +1,11 @@
 """The study's CNN, its input contract and the safe way to load its weights."""
 
-import re
-import warnings
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from mnist_dvc import torch_files
 from mnist_dvc.errors import MnistError
 
 
@@ -87,52 +85,11 @@ def check_state_dict(model: nn.Module, state: dict, origin: str, fix: str = RETR
                          f"state_dict; {fix}")
 
 
-WHOLE_MODEL = "torch.nn.modules."  # the module of every layer class a whole pickled model names
-
-
-def _refusal(path: Path, exc: Exception, fix: str) -> str:
-    """The one line for a file torch.load(weights_only=True) refused, fitting its cause."""
-    # torch 2.13 names a refused global in two wordings: "Unsupported global: GLOBAL exec was
-    # not an allowed global" and "unsupported GLOBAL posix.system whose module posix is blocked".
-    found = re.search(r"\bGLOBAL ([\w.]+)", str(exc))
-    if found:
-        try:  # scans the pickle's opcodes for the classes it names; runs nothing
-            named = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:
-            named = []
-        if any(name.startswith(WHOLE_MODEL) for name in named):
-            return (f"{path} holds a whole pickled model (torch.save(net)), refused unread: loading "
-                    f"it would run its code ({found.group(1)}); you saved the whole model: save "
-                    "the weights alone with torch.save(net.state_dict(), path)")
-        return (f"{path} is not a plain state_dict and was refused: it holds a pickled object that "
-                f"could run code ({found.group(1)}); only load weights you trust; {fix}")
-    if not zipfile.is_zipfile(path) and path.read_bytes()[:1] == PICKLE_START:
-        return (f"{path} is a plain pickle (pickle.dump), not a torch.save file: refused unread "
-                f"(a pickle can run code); {fix}")
-    return (f"{path} is not a file written by torch.save, or it is cut short or corrupt "
-            f"({type(exc).__name__}): {fix}")
-
-
-PICKLE_START = b"\x80"  # the PROTO opcode that begins every pickle of protocol 2 or later
-
-
 def read_state_dict(path: str | Path, fix: str = RETRAIN,
                     missing: str = "run the train stage first (dvc repro train)") -> dict:
-    """The dict saved at `path`, loaded on the CPU with weights_only=True: a pickled object that
-    could run code is refused without running it. Each problem is one MnistError ending in a fix
-    that fits it (`missing` for a missing file, else `fix` where nothing more specific fits)."""
-    path = Path(path)
-    if path.is_dir():
-        raise MnistError(f"{path} is a folder, not a weights file: name the file itself "
-                         f"(e.g. {path / '*.pth'})")
-    if not path.is_file():
-        raise MnistError(f"{path} is missing: {missing}")
-    try:
-        with warnings.catch_warnings():  # torch warns about a pickle's protocol before refusing
-            warnings.simplefilter("ignore")  # it: the one line below says what happened
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MnistError(_refusal(path, exc, fix)) from None
+    """The dict saved at `path`, read by torch_files.load (never runs pickled code): one MnistError
+    line for a bad file, ending in `missing` where there is no file, else in `fix`."""
+    state = torch_files.load(path, what="a weights file", missing=missing, fix=fix)
     if not isinstance(state, dict):
         raise MnistError(f"{path} holds a {type(state).__name__}, not a state_dict: {fix}")
     return state

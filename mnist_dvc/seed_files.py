@@ -1,39 +1,27 @@
 """The seed's four .pth tensor files as a data source: loaded safely, checked, converted to the
 uint8 images and int64 labels the IDX route gives."""
 
-import re
 from pathlib import Path
 
 import torch
 
+from mnist_dvc import torch_files
 from mnist_dvc.errors import MnistError
 from mnist_dvc.mnist import IMAGE_SIZE, NUM_CLASSES, SEED_FILES, SEED_NAMES
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+TENSOR_FIX = "save the tensor itself, torch.save(torch.as_tensor(x), path)"
 
 
 def load_tensor(path: str | Path) -> torch.Tensor:
-    """One tensor saved with torch.save, loaded with weights_only=True: a pickled object is refused
-    without running it."""
-    path = Path(path)
-    if not path.is_file():
-        raise MnistError(f"{path} is missing: the seed's dataset is four files "
-                         f"({', '.join(SEED_NAMES)}); put all four in {path.parent}")
-    try:
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for pickled objects and non-torch files alike
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found:
-            raise MnistError(f"{path} holds a pickled object ({found.group(1)}), refused without "
-                             "running it: save a plain tensor, torch.save(torch.as_tensor(x), "
-                             "path)") from None
-        raise MnistError(f"{path} is not a file written by torch.save ({type(exc).__name__}): "
-                         "save the tensor with torch.save(tensor, path)") from None
+    """One tensor saved with torch.save, read by torch_files.load (never runs pickled code)."""
+    value = torch_files.load(path, what="a tensor file", fix=TENSOR_FIX,
+                             missing=f"the seed's dataset is four files ({', '.join(SEED_NAMES)}); "
+                                     f"put all four in {Path(path).parent}")
     if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
         kind = f"{value.layout} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
-        raise MnistError(f"{path} holds a {kind}, not a dense tensor: save the tensor itself, "
-                         "torch.save(tensor, path)")
+        raise MnistError(f"{path} holds a {kind}, not a dense tensor: {TENSOR_FIX}")
     return value.detach()
 
 

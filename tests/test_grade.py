@@ -198,7 +198,7 @@ def bad_files(folder):
     renamed = {k.replace("cnn.", "features."): v for k, v in good.items()}
     return {
         "missing.pth": (None, "missing.pth is missing: check the path"),
-        "folder.pth": (lambda p: p.mkdir(), "folder.pth is a folder, not a weights file: name the file"),
+        "folder.pth": (lambda p: p.mkdir(), "folder.pth is a folder, not a weights file: check the path"),
         "tensor.pth": (torch.zeros(3), "tensor.pth holds a Tensor, not a state_dict"),
         "list.pth": ([torch.zeros(3)], "list.pth holds a list, not a state_dict"),
         "other_shape.pth": (other, "layer cnn.0.weight has shape [16, 1, 3, 3], MyConvNet expects "
@@ -207,10 +207,10 @@ def bad_files(folder):
         "extra.pth": ({**good, "head.weight": torch.zeros(1)}, "unexpected layer head.weight"),
         "code.pth": ({"cnn.0.weight": RunsCode()}, "holds a pickled object that could run code (exec)"),
         "text.pth": (b"not a checkpoint\n", "is not a file written by torch.save"),
-        "whole.pth": (MyConvNet(), "holds a whole pickled model (torch.save(net)), refused unread"
-                                   ": loading it would run its code (mnist_dvc.model.MyConvNet); you "
-                                   "saved the whole model: save the weights alone with "
-                                   "torch.save(net.state_dict(), path)"),
+        "whole.pth": (MyConvNet(), "holds a whole pickled model, refused unread: loading it would "
+                                   "run its code (mnist_dvc.model.MyConvNet); you saved the whole "
+                                   "model (torch.save(net)), not its state_dict: hand in a "
+                                   "state_dict"),
         "checkpoint.pth": ({"model": good, "epoch": 3, "best_acc": 0.99},
                            "is a checkpoint dict with the weights under 'model': save those alone, "
                            "torch.save(checkpoint['model'], path)"),

@@ -144,9 +144,10 @@ def _bad_cases():
         "a dict": (dict(test_data={"data": test.images}), "test_data.pth holds a dict, not a dense tensor"),
         "sparse": (dict(test_labels=test.labels.to_sparse()), "holds a torch.sparse_coo tensor"),
         "numpy array": (dict(train_data=train.images.numpy()),
-                        "train_data.pth holds a pickled object (numpy."),
+                        "train_data.pth holds a pickled object that could run code (numpy."),
         "pickled code": (dict(train_labels=RunsCode()),
-                         "train_labels.pth holds a pickled object (exec), refused without running it"),
+                         "train_labels.pth holds a pickled object that could run code (exec), refused "
+                         "unread"),
         "missing file": (dict(test_labels=None),
                          "test_labels.pth is missing: the seed's dataset is four files"),
     }
@@ -216,8 +217,8 @@ def test_failed_seed_fetch_keeps_the_previous_raw_data(tmp_path, mnist_dir):
 # --- through the stage scripts and DVC, as a user runs them ---------------------------------------
 
 @pytest.mark.parametrize("case, fragments", [
-    ("pickled code", ["train_labels.pth holds a pickled object (exec), refused without "
-                      "running it: save a plain tensor"]),
+    ("pickled code", ["train_labels.pth holds a pickled object that could run code (exec), "
+                      "refused unread: save the tensor itself"]),
     ("images float 0-255", ["train_data.pth holds values from 0 to 255, outside [0, 1]",
                             "(x / 255)"]),
     ("count mismatch", ["holds 20 images but train_labels.pth holds 19 labels"]),

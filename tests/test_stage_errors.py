@@ -227,8 +227,8 @@ def test_evaluate_refuses_pickle_that_runs_code(tmp_path, prepared):
     torch.save({"x": RunsCode(f"open({str(marker)!r}, 'w').write('pwned')")},
                project / "models/model.pt")
     done = run_stage(project, "evaluate")
-    assert_one_line_error(done, "models/model.pt is not a plain state_dict and was refused",
-                          "only load weights you trust; retrain with dvc repro train")
+    assert_one_line_error(done, "models/model.pt holds a pickled object that could run code (exec), "
+                          "refused unread: retrain with dvc repro train")
     assert not marker.exists()
     assert_nothing_left(project, *EVALUATE_OUTPUTS)
 
