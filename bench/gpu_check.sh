@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (issue 4), run on a CUDA machine with torch installed:
 #   MNIST_LOCAL_DIR=/path/to/mnist OUT=/tmp/out bash bench/gpu_check.sh
-# Throughput vs the seed's loop, time-to-99% from cold processes, and the default train stage.
+# Throughput vs the starter code's loop, time-to-99% from cold processes, and the default train stage.
 set -euo pipefail
 export PYTHONUNBUFFERED=1 OUT="${OUT:-bench/results}"
 mkdir -p "$OUT"

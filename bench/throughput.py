@@ -1,6 +1,6 @@
-"""Training throughput: our tensor-resident loop vs the seed's data path (per-sample Dataset +
-DataLoader, batch 16), same MyConvNet, measured in the same run, interleaved (ours, seed's, ours,
-seed's, ...) so that drift in the machine's speed hits both.
+"""Training throughput: our tensor-resident loop vs the starter code's data path (per-sample
+Dataset + DataLoader, batch 16), same MyConvNet, measured in the same run, interleaved (ours,
+starter code's, ours, starter code's, ...) so that drift in the machine's speed hits both.
 
     python -m bench.throughput [--images 4096] [--repeats 3] [--json bench/results/throughput.json]
 """
@@ -19,7 +19,7 @@ from mnist_dvc.training import Run, build, train_epoch
 
 
 class PerSampleDataset(Dataset):
-    """The seed's data path: one image at a time through __getitem__."""
+    """The starter code's data path: one image at a time through __getitem__."""
 
     def __init__(self, digits: Digits):
         self.digits = digits

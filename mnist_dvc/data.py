@@ -1,5 +1,5 @@
-"""MNIST as tensors: read the source files (the IDX .gz files, or the seed's four .pth tensor files),
-split train/valid (seeded), store and load the splits."""
+"""MNIST as tensors: read the source files (the IDX .gz files, or the four .pth tensor files of
+the course's starter code), split train/valid (random, seeded), store and load the splits."""
 
 import gzip
 import struct
@@ -12,7 +12,7 @@ from mnist_dvc.atomic import atomic_dir
 from mnist_dvc.digits import Digits, save_digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.mnist import IDX_PREFIXES, IDX_SETS, IMAGE_SIZE, NUM_CLASSES, source_kind
-from mnist_dvc.seed_files import read_seed_set
+from mnist_dvc.starter_files import read_starter_set
 
 # Largest file we accept after decompression: the 60k training images are 47,040,016 bytes.
 MAX_IDX_BYTES = 64 * 2**20
@@ -92,9 +92,10 @@ def read_split(raw_dir: str | Path, prefix: str) -> Digits:
 
 def read_sets(raw_dir: str | Path) -> tuple[Digits, Digits]:
     """The training and test sets from whichever source `raw_dir` holds: the four MNIST IDX .gz
-    files or the seed's four .pth tensor files. Both give the same uint8 images, int64 labels."""
-    if source_kind(raw_dir) == "seed":
-        return Digits(*read_seed_set(raw_dir, "train")), Digits(*read_seed_set(raw_dir, "test"))
+    files or the starter code's four .pth tensor files. Both give the same uint8 images, int64
+    labels."""
+    if source_kind(raw_dir) == "starter":
+        return Digits(*read_starter_set(raw_dir, "train")), Digits(*read_starter_set(raw_dir, "test"))
     return read_split(raw_dir, IDX_PREFIXES["train"]), read_split(raw_dir, IDX_PREFIXES["test"])
 
 

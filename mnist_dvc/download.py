@@ -1,5 +1,6 @@
 """The raw data: the four MNIST IDX files downloaded from public mirrors or copied from a local
-folder, MD5-verified; or the seed's four .pth tensor files copied from a local folder, checked."""
+folder, MD5-verified; or the starter files (the four .pth tensor files of the course's starter
+code) copied from a local folder, checked."""
 
 import hashlib
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from mnist_dvc.atomic import atomic_dir
 from mnist_dvc.errors import MnistError
-from mnist_dvc.mnist import IDX_FILES, SEED_FILES, SEED_NAMES, source_kind
+from mnist_dvc.mnist import IDX_FILES, STARTER_FILES, STARTER_NAMES, source_kind
 
 # Tried in order; the first is torchvision's primary mirror.
 MIRRORS = (
@@ -64,26 +65,26 @@ def fetch(dest: str | Path, local_dir: str | Path | None = None, mirrors=MIRRORS
           timeout: float = 30.0) -> str:
     """Fill `dest` with four checked files, from `local_dir` if given, else from the mirrors.
 
-    `local_dir` holds either the four MNIST IDX .gz files (MD5-verified) or the seed's four .pth
-    tensor files (each loaded safely and checked, as the split stage reads them). Returns which:
-    "idx" or "seed". The folder appears whole or not at all.
+    `local_dir` holds either the four MNIST IDX .gz files (MD5-verified) or the starter code's four
+    .pth tensor files (each loaded safely and checked, as the split stage reads them). Returns
+    which: "idx" or "starter". The folder appears whole or not at all.
     """
     if local_dir is not None:
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
             raise MnistError(f"{LOCAL_DIR_ENV}={local_dir} is not a folder: point it at the folder "
-                             "holding the four MNIST .gz files (or the seed's four .pth files), "
-                             "or unset it to download them")
-        if source_kind(local_dir) == "seed":
+                             "holding the four MNIST .gz files (or the starter code's four .pth "
+                             "files), or unset it to download them")
+        if source_kind(local_dir) == "starter":
             # Imported here: reading .pth tensors needs torch, fetching the IDX files does not.
-            from mnist_dvc.seed_files import read_seed_set
+            from mnist_dvc.starter_files import read_starter_set
 
-            for which in SEED_FILES:  # every bad file fails here, named by its own path
-                read_seed_set(local_dir, which)
+            for which in STARTER_FILES:  # every bad file fails here, named by its own path
+                read_starter_set(local_dir, which)
             with atomic_dir(dest) as tmp:
-                for name in SEED_NAMES:
+                for name in STARTER_NAMES:
                     shutil.copyfile(local_dir / name, tmp / name)
-            return "seed"
+            return "starter"
     with atomic_dir(dest) as tmp:
         for name in IDX_FILES:
             if local_dir is not None:

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from mnist_dvc.atomic import atomic_path  # noqa: E402
 from mnist_dvc.results import Epoch  # noqa: E402
 
-# The seed report's colours.
+# The colours of the starter code's report.
 SPLIT_COLOURS = {"train": "green", "valid": "blue", "test": "red"}
 
 

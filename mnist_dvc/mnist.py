@@ -1,5 +1,6 @@
 """What MNIST is, for every module that reads it: the image size, the classes, the four IDX files
-(with their well-known MD5s) and the seed's four .pth tensor files, and which of the two a folder holds."""
+(with their well-known MD5s) and the starter files (the four .pth tensor files of the course's
+starter code), and which of the two a folder holds."""
 
 from pathlib import Path
 
@@ -19,21 +20,22 @@ IDX_NAMES = tuple(IDX_FILES)
 # Per prefix, its (images, labels) file: the names above, images first.
 IDX_SETS = {prefix: tuple(name for name in IDX_NAMES if name.startswith(f"{prefix}-"))
             for prefix in IDX_PREFIXES.values()}
-# The seed's own dataset: four tensors written with torch.save, (images, labels) per set.
-SEED_FILES = {"train": ("train_data.pth", "train_labels.pth"),
-              "test": ("test_data.pth", "test_labels.pth")}
-SEED_NAMES = tuple(name for pair in SEED_FILES.values() for name in pair)
+# The starter files: the dataset of the course's starter code, four tensors written with
+# torch.save, (images, labels) per set.
+STARTER_FILES = {"train": ("train_data.pth", "train_labels.pth"),
+                 "test": ("test_data.pth", "test_labels.pth")}
+STARTER_NAMES = tuple(name for pair in STARTER_FILES.values() for name in pair)
 
 
 def source_kind(folder: str | Path) -> str:
-    """Which source a folder holds: "seed" if any of the seed's .pth files is there, else "idx".
+    """Which source a folder holds: "starter" if any of the starter files is there, else "idx".
 
     Both kinds at once is refused: which one a run used would be a guess.
     """
     folder = Path(folder)
     idx = [name for name in IDX_NAMES if (folder / name).exists()]
-    seed = [name for name in SEED_NAMES if (folder / name).exists()]
-    if idx and seed:
-        raise MnistError(f"{folder} holds both MNIST .gz files ({idx[0]}) and the seed's .pth files "
-                         f"({seed[0]}): keep only one of the two sets in that folder")
-    return "seed" if seed else "idx"
+    starter = [name for name in STARTER_NAMES if (folder / name).exists()]
+    if idx and starter:
+        raise MnistError(f"{folder} holds both MNIST .gz files ({idx[0]}) and the starter code's "
+                         f".pth files ({starter[0]}): keep only one of the two sets in that folder")
+    return "starter" if starter else "idx"

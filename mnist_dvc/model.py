@@ -12,7 +12,7 @@ from mnist_dvc.errors import MnistError
 class MyConvNet(nn.Module):
     """conv(1→64) BN pool ReLU, conv(64→128) BN pool ReLU, linear 6272→784→98→10.
 
-    The seed's own layout, block for block and name for name (`cnn`, `fc`), so its class loads
+    The starter code's layout, block for block and name for name (`cnn`, `fc`), so its class loads
     these weights. Takes images scaled to [0, 1] (no other normalisation: the BatchNorm after the
     first convolution does that) shaped (N, 1, 28, 28), or one image as (1, 28, 28) or (28, 28);
     returns logits (N, 10), (1, 10) for one image. Softmax only for probabilities.

@@ -83,7 +83,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    # softmax: the seed's head, a softmax under CrossEntropyLoss's own log-softmax (a double
+    # softmax: the starter code's head, a softmax under CrossEntropyLoss's own log-softmax (a double
     # softmax). Only the training loss changes: the weights and their names are the same.
     head: str = _field(one_of(HEADS))
 

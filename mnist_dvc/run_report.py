@@ -66,7 +66,7 @@ def _when(timing: Timing) -> str:
 
 
 DATA_SOURCES = {"idx": "the four MNIST IDX files (MD5-checked)",
-                "seed": "the seed's four .pth tensor files (checked)"}
+                "starter": "the starter code's four .pth tensor files (checked)"}
 
 
 def render(params: Params, defaults: dict | None, train: TrainMetrics, test: EvaluateMetrics,
@@ -74,7 +74,7 @@ def render(params: Params, defaults: dict | None, train: TrainMetrics, test: Eva
            data_source: str) -> str:
     """The report's Markdown. `defaults`: params.yaml as committed (None outside git); `train`,
     `test`, `timing`: metrics/train.json, test.json, timing.json; `classes`: the rows of
-    metrics/classes.csv; `figure_links`: caption -> link; `data_source`: "idx" or "seed" (what
+    metrics/classes.csv; `figure_links`: caption -> link; `data_source`: "idx" or "starter" (what
     data/raw holds)."""
     precision, machine = _machine(timing)
     lines = [

@@ -287,7 +287,7 @@ def batch_starts(n: int, batch_size: int, processes: int = 1) -> range:
 
 def training_loss(logits: torch.Tensor, labels: torch.Tensor, params: Params) -> torch.Tensor:
     """Cross-entropy with train.label_smoothing; with model.head = softmax, of the softmax of the
-    logits, as the seed computed it (its model ended in softmax, and the loss adds log-softmax)."""
+    logits, as the starter code computed it (its model ended in softmax, and the loss adds log-softmax)."""
     scores = logits.softmax(dim=1) if params.model.head == "softmax" else logits
     return F.cross_entropy(scores, labels, label_smoothing=params.train.label_smoothing)
 

@@ -1,4 +1,4 @@
-"""Stage split: read data/raw/ (the IDX files or the seed's .pth files), split train/valid (seeded),
+"""Stage split: read data/raw/ (the IDX files or the starter files), split train/valid (seeded),
 store uint8 tensors in data/prepared/."""
 
 from mnist_dvc import data, paths
@@ -11,7 +11,8 @@ def main() -> None:
     counts = data.prepare(paths.RAW, paths.PREPARED, params.data.valid_fraction,
                           params.data.stratify, params.seed, params.data.train_limit,
                           params.data.test_limit)
-    source = "the seed's .pth files" if data.source_kind(paths.RAW) == "seed" else "the IDX files"
+    source = ("the starter code's .pth files" if data.source_kind(paths.RAW) == "starter"
+              else "the IDX files")
     print("split: " + ", ".join(f"{name} {n}" for name, n in counts.items()) + f" (from {source})")
 
 

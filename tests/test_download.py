@@ -90,22 +90,22 @@ def test_fetch_without_network_or_local_folder_is_one_clear_error(tmp_path):
     assert not dest.exists()
 
 
-def test_fetch_says_which_source_and_copies_seed_files_verbatim(tmp_path, mnist_dir):
-    """fetch returns "idx" or "seed" (the stage prints it), and the seed's four .pth files land in
-    data/raw byte for byte, nothing else. Catches fetch converting or renaming the seed's files
-    (split would then read something other than what the user pointed at), or falling back to the
-    IDX route for a seed folder."""
+def test_fetch_says_which_source_and_copies_starter_files_verbatim(tmp_path, mnist_dir):
+    """fetch returns "idx" or "starter" (the stage prints it), and the starter code's four .pth
+    files land in data/raw byte for byte, nothing else. Catches fetch converting or renaming the
+    starter files (split would then read something other than what the user pointed at), or
+    falling back to the IDX route for a folder of starter files."""
     assert download.fetch(tmp_path / "raw_idx", local_dir=mnist_dir) == "idx"
-    seed = tmp_path / "seed"
-    seed.mkdir()
+    starter = tmp_path / "starter"
+    starter.mkdir()
     for name in ("train_data.pth", "test_data.pth"):
-        torch.save(torch.randint(0, 256, (12, 28, 28), dtype=torch.uint8), seed / name)
+        torch.save(torch.randint(0, 256, (12, 28, 28), dtype=torch.uint8), starter / name)
     for name in ("train_labels.pth", "test_labels.pth"):
-        torch.save(torch.arange(12) % 10, seed / name)
+        torch.save(torch.arange(12) % 10, starter / name)
     dest = tmp_path / "raw"
-    assert download.fetch(dest, local_dir=seed) == "seed"
-    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in seed.iterdir())
-    for path in seed.iterdir():
+    assert download.fetch(dest, local_dir=starter) == "starter"
+    assert sorted(p.name for p in dest.iterdir()) == sorted(p.name for p in starter.iterdir())
+    for path in starter.iterdir():
         assert (dest / path.name).read_bytes() == path.read_bytes()
 
 

@@ -69,11 +69,11 @@ def test_missing_model_file(tmp_path):
         load_model(tmp_path / "none.pt")
 
 
-# --- the seed's own class loads the project's weights ---------------------------------------------
+# --- the starter code's own class loads the project's weights -------------------------------------
 
-class SeedConvNet(nn.Module):
-    """The seed's class as the seed wrote it: blocks `cnn` and `fc`, no input normalisation, input
-    reshaped to (-1, 1, 28, 28), softmax output. Kept here verbatim in layout, not imported from
+class StarterConvNet(nn.Module):
+    """The starter code's class as it was written: blocks `cnn` and `fc`, no input normalisation,
+    input reshaped to (-1, 1, 28, 28), softmax output. Kept here verbatim in layout, not imported from
     the project, so a renamed layer or a changed forward in MyConvNet shows up as a failure."""
 
     def __init__(self):
@@ -108,46 +108,47 @@ def trained_model(tmp_path_factory, mnist_train, mnist_test, default_raw):
     return path, test
 
 
-def test_seed_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trained_model):
-    """The seed's class loads models/model.pt with a plain load_state_dict (strict), and the seed's
+def test_starter_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trained_model):
+    """The starter code's class loads models/model.pt with a plain load_state_dict (strict), and its
     evaluation, one (1, 28, 28) float [0, 1] image at a time with argmax, gets the same test
     accuracy and the same predictions as inference.evaluate. Catches layer names that differ from
-    the seed's (features/classifier), a normalisation or scaling inside MyConvNet that the seed's
-    class lacks, or evaluate scoring images prepared differently from the seed's float tensors."""
+    the starter code's (features/classifier), a normalisation or scaling inside MyConvNet that its
+    class lacks, or evaluate scoring images prepared differently from the starter code's float
+    tensors."""
     path, test = trained_model
-    seed_net = SeedConvNet()
-    seed_net.load_state_dict(torch.load(path, weights_only=True))  # the seed's call (torch >= 2.6 default)
-    seed_net.eval()
-    test_data = test.images.float().div(255).unsqueeze(1)  # the seed's (N, 1, 28, 28) in [0, 1]
+    starter_net = StarterConvNet()
+    starter_net.load_state_dict(torch.load(path, weights_only=True))  # its call (torch >= 2.6 default)
+    starter_net.eval()
+    test_data = test.images.float().div(255).unsqueeze(1)  # the starter code's (N, 1, 28, 28) in [0, 1]
     predicted = []
     with torch.no_grad():
         for i in range(len(test_data)):
-            output = seed_net(test_data[i])  # (1, 28, 28)
+            output = starter_net(test_data[i])  # (1, 28, 28)
             predicted.append(int(output.argmax(dim=1)))
     predicted = torch.tensor(predicted)
-    seed_accuracy = (predicted == test.labels).sum().item() / len(test)
+    starter_accuracy = (predicted == test.labels).sum().item() / len(test)
 
     _, accuracy, project_predicted = evaluate(load_model(path), test)
-    assert seed_accuracy == accuracy
+    assert starter_accuracy == accuracy
     assert torch.equal(predicted, project_predicted)
     assert 0.5 < accuracy < 1  # a trained model, not a constant guess
 
 
-def test_seed_class_output_is_the_softmax_of_myconvnet_logits(trained_model):
-    """Same weights, same float [0, 1] input: the seed's output is softmax(MyConvNet logits).
-    Catches any transform MyConvNet.forward adds or drops relative to the seed's forward."""
+def test_starter_class_output_is_the_softmax_of_myconvnet_logits(trained_model):
+    """Same weights, same float [0, 1] input: the starter code's output is softmax(MyConvNet logits).
+    Catches any transform MyConvNet.forward adds or drops relative to the starter code's forward."""
     path, test = trained_model
-    seed_net, project = SeedConvNet(), load_model(path)
-    seed_net.load_state_dict(torch.load(path, weights_only=True))
-    seed_net.eval()
+    starter_net, project = StarterConvNet(), load_model(path)
+    starter_net.load_state_dict(torch.load(path, weights_only=True))
+    starter_net.eval()
     x = test.images[:16].float().div(255).unsqueeze(1)
     with torch.no_grad():
-        assert torch.allclose(seed_net(x), F.softmax(project(x), dim=1), atol=1e-6)
+        assert torch.allclose(starter_net(x), F.softmax(project(x), dim=1), atol=1e-6)
 
 
 def test_myconvnet_gives_the_same_logits_for_every_input_shape():
     """(28, 28) and (1, 28, 28) are one image, (N, 28, 28) and (N, 1, 28, 28) are N images, all
-    with the same logits. Catches a 3D input taken as one 3-channel image or rejected (the seed's
+    with the same logits. Catches a 3D input taken as one 3-channel image or rejected (the starter code's
     loop fed (1, 28, 28) and the project's model used to raise "expected 4D input")."""
     model = MyConvNet().eval()
     batch = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))

@@ -130,11 +130,11 @@ def test_true_is_not_1_nor_false_0(make_params):
 def test_timing_from_an_older_run_says_not_recorded(make_params):
     """timing.json from before the machine fields existed: the report says so instead of failing."""
     old = Timing(train_seconds=300.0, seconds_per_epoch=37.5)  # what parse gives such a file
-    text = run_report.render(make_params(), DEFAULTS, TRAIN, TEST, old, CLASSES, LINKS, "seed")
+    text = run_report.render(make_params(), DEFAULTS, TRAIN, TEST, old, CLASSES, LINKS, "starter")
     assert "| precision | not recorded |" in text
     assert ("| machine | not recorded: not recorded; processor not recorded; torch not recorded, "
             "not recorded threads |") in text
-    assert ("| trained | date and commit not recorded, from the seed's four .pth tensor files "
+    assert ("| trained | date and commit not recorded, from the starter code's four .pth tensor files "
             "(checked) |") in text
 
 

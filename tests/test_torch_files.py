@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_dvc import checkpoint, course, digits, model, seed_files
+from mnist_dvc import checkpoint, course, digits, model, starter_files
 from mnist_dvc.errors import MnistError
 
 MARKER = "PWNED"  # what the malicious files would create in their folder, were their code run
@@ -86,7 +86,7 @@ class Loader:
     fix: str  # the fix for a bad file
 
 
-SEED_NAMES = "train_data.pth, train_labels.pth, test_data.pth, test_labels.pth"
+STARTER_NAMES = "train_data.pth, train_labels.pth, test_data.pth, test_labels.pth"
 LOADERS = {
     "model.read_state_dict": Loader(model.read_state_dict, "a weights file", "a state_dict",
                                     "run the train stage first (dvc repro train)",
@@ -94,10 +94,10 @@ LOADERS = {
     "model.load_model": Loader(lambda p: model.load_model(p, missing="check the path"),
                                "a weights file", "a state_dict", "check the path",
                                "retrain with dvc repro train"),
-    "seed_files.load_tensor": Loader(seed_files.load_tensor, "a tensor file", "a dense tensor",
-                                     f"the seed's dataset is four files ({SEED_NAMES}); put all "
-                                     "four in FOLDER",
-                                     "save the tensor itself, torch.save(torch.as_tensor(x), path)"),
+    "starter_files.load_tensor": Loader(starter_files.load_tensor, "a tensor file", "a dense tensor",
+                                        f"the starter code's dataset is four files ({STARTER_NAMES}); "
+                                        "put all four in FOLDER",
+                                        "save the tensor itself, torch.save(torch.as_tensor(x), path)"),
     "digits.load_digits": Loader(digits.load_digits, "a dataset file written by the split stage",
                                  "a dataset file written by the split stage",
                                  "run the split stage first (dvc repro split)",
