@@ -13,7 +13,7 @@ from mnist_dvc import metrics_files, paths, results, study, study_plan
 from mnist_dvc.atomic import write_text
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import flatten
-from mnist_dvc.results import HISTORY_COLUMNS, RUN_MACHINE, RUN_METRICS
+from mnist_dvc.results import HISTORY_COLUMNS, RUN_CONTEXT, RUN_METRICS
 
 
 def select(rows: list[dict], names: list[str]) -> list[dict]:
@@ -124,8 +124,8 @@ def keep(out: Path, param_keys: list[str], new_runs: list[dict],
 
 def write_runs(path: Path, runs: list[dict], param_keys: list[str]) -> None:
     """reports/runs.csv: params as YAML scalars (so `true`, `0.002`, `adam` read back as they
-    were), metrics as numbers, the machine as text."""
-    columns = ["experiment", "rev", *param_keys, *RUN_METRICS, *RUN_MACHINE, *RUN_CODE]
+    were), metrics as numbers, the machine and the date as text."""
+    columns = ["experiment", "rev", *param_keys, *RUN_METRICS, *RUN_CONTEXT, *RUN_CODE]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -145,7 +145,7 @@ def read_runs(path: Path, param_keys: list[str]) -> list[dict]:
     runs = []
     for row in csv.DictReader(io.StringIO(path.read_text())):
         run = {"experiment": row["experiment"], "rev": row["rev"],
-               **{k: row.get(k) for k in RUN_MACHINE + RUN_CODE}}
+               **{k: row.get(k) for k in RUN_CONTEXT + RUN_CODE}}
         run |= {k: yaml.safe_load(row[k]) if row.get(k) else None for k in param_keys}
         run |= {k: float(row[k]) if row.get(k) else math.nan for k in RUN_METRICS}
         runs.append(run)

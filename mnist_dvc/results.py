@@ -115,11 +115,12 @@ class RunSummary:
     train_seconds: float
     hardware: str | None = None
     precision: str | None = None
+    date_utc: str | None = None
 
 
 HISTORY_COLUMNS = names(Epoch)
-RUN_MACHINE = ("hardware", "precision")
-RUN_METRICS = tuple(name for name in names(RunSummary) if name not in RUN_MACHINE)
+RUN_CONTEXT = ("hardware", "precision", "date_utc")  # where and when it ran: text, not numbers
+RUN_METRICS = tuple(name for name in names(RunSummary) if name not in RUN_CONTEXT)
 
 
 def parse(record_type, values: dict, origin: str):

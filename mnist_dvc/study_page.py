@@ -75,12 +75,12 @@ def markdown(plan: study_plan.Plan, cells: dict[str, list[dict]], n_rows: int) -
             lines.append(f"| {claim.claim} | {a} − {b} | {epochs} | {acc.n if acc else 0} | "
                          f"{' | '.join(points(acc))} | {' | '.join(points(graded))} |")
     lines += ["", "## Runs", "", "| experiment | rev | cell | seed | " + " | ".join(RUN_METRICS) +
-              " | hardware |", "|---|---|---|---|" + "---|" * (len(RUN_METRICS) + 1)]
+              " | hardware | trained (UTC) |", "|---|---|---|---|" + "---|" * (len(RUN_METRICS) + 2)]
     for name, rs in cells.items():
         for r in rs:
             lines.append(f"| {r['experiment']} | {r['rev']} | {name} | {r['seed']} | " +
                          " | ".join(cell_value(r.get(k)) for k in RUN_METRICS) +
-                         f" | {r.get('hardware')} |")
+                         f" | {r.get('hardware')} | {r.get('date_utc') or 'not recorded'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -73,7 +73,8 @@ def run(seed, acc, sampled, optimizer="adam", lr=0.002, rev=None):
             "optimizer": optimizer, "scheduler": "warmup", "train.lr": lr, "test_acc": acc,
             "test_acc_sampled": sampled, "handin_test_acc_sampled": acc, "handin_factor": 4.0,
             "test_loss": 0.1, "best_valid_acc": acc, "best_epoch": 8.0, "epochs_run": 8.0,
-            "train_seconds": 100.0, "hardware": "CPU X", "precision": "bf16", "code": "c0de"}
+            "train_seconds": 100.0, "hardware": "CPU X", "precision": "bf16",
+            "date_utc": f"2026-12-05 0{seed}:00", "code": "c0de"}
 
 
 KEYS = ["seed", "optimizer", "scheduler", "train.lr"]
@@ -151,7 +152,8 @@ def test_runs_csv_round_trip(tmp_path):
 def files_of_a_run(params_yaml: str, test_json: dict) -> dict[str, str]:
     """The files a run's commit holds that record_at reads, by path."""
     train = {"best_valid_acc": 0.991, "best_valid_loss": 0.05, "best_epoch": 3, "epochs_run": 5}
-    timing = {"train_seconds": 120.0, "seconds_per_epoch": 24.0, "hardware": "CPU", "precision": "bf16"}
+    timing = {"train_seconds": 120.0, "seconds_per_epoch": 24.0, "hardware": "CPU", "precision": "bf16",
+              "date_utc": "2026-12-05 20:08"}
     lock = {"stages": {"train": {"deps": [{"path": "mnist_dvc/training.py", "md5": "a" * 32}]},
                        "evaluate": {"deps": [{"path": "stages/evaluate.py", "md5": "b" * 32}]}}}
     history = "epoch,lr,train_loss,train_acc,valid_loss,valid_acc,test_loss,test_acc\n" + "".join(
@@ -178,7 +180,8 @@ def test_record_at_reads_a_run_from_its_commits_files():
     assert run == {"experiment": "x", "rev": "abc1234", "seed": 1, "optimizer": "adam",
                    "scheduler": "warmup", "train.lr": 0.002, **TEST_JSON, "best_valid_acc": 0.991,
                    "best_epoch": 3, "epochs_run": 5, "train_seconds": 120.0, "hardware": "CPU",
-                   "precision": "bf16", "code": study_plan.code_of_lock(files["dvc.lock"])}
+                   "precision": "bf16", "date_utc": "2026-12-05 20:08",
+                   "code": study_plan.code_of_lock(files["dvc.lock"])}
     assert isinstance(run["seed"], int)
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5] and history[2]["valid_acc"] == 0.93
     assert {h["rev"] for h in history} == {"abc1234"}

@@ -40,7 +40,7 @@ def test_one_key_per_number():
     keys = [name for record in records for name in results.names(record)]
     assert len(keys) == len(set(keys))
     assert set(results.names(results.RunSummary)) <= set(keys)
-    assert set(results.RUN_METRICS) | set(results.RUN_MACHINE) == set(results.names(results.RunSummary))
+    assert set(results.RUN_METRICS) | set(results.RUN_CONTEXT) == set(results.names(results.RunSummary))
     assert results.HISTORY_COLUMNS[0] == "epoch"
 
 
