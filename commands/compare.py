@@ -34,7 +34,8 @@ INTERRUPTED = ("each file in the output folder is its previous version or "
 
 
 def from_experiments(args, defaults: dict) -> tuple[list[dict], list[dict]]:
-    rows, note = compare.with_results(compare.select(dvc.api.exp_show(revs=args.rev), args.experiments))
+    shown = dvc.api.exp_show(revs=args.rev)
+    rows, note = compare.with_results(compare.pick_experiments(shown, args.experiments))
     if note:
         print(note)
     runs, histories = [], []

@@ -16,7 +16,7 @@ from mnist_dvc.params import flatten
 from mnist_dvc.results import HISTORY_COLUMNS, RUN_CONTEXT, RUN_METRICS
 
 
-def select(rows: list[dict], names: list[str]) -> list[dict]:
+def pick_experiments(rows: list[dict], names: list[str]) -> list[dict]:
     """The rows of `dvc.api.exp_show()` to compare: those named (by name or revision), else every
     experiment and the baseline commits they branch from (a baseline is a run too: the study's
     seed-0 baseline is the commit itself). Never the uncommitted workspace."""
@@ -51,7 +51,7 @@ def with_results(rows: list[dict]) -> tuple[list[dict], str]:
     skipped = ", ".join(f"{label(r)} ({r.get('State') or 'no test accuracy'})"
                         for r in rows if not any(r is d for d in done))
     if not done:
-        raise MnistError(f"no selected experiment has finished with a test accuracy ({skipped}): "
+        raise MnistError(f"no experiment picked has finished with a test accuracy ({skipped}): "
                          "wait for queued ones (dvc queue status), rerun failed ones, or name "
                          "finished ones")
     return done, f"compare: skipped, no results of their own: {skipped}" if skipped else ""

@@ -20,19 +20,19 @@ ROWS = [
 def test_select_all_experiments_or_the_named_ones():
     """Bugs caught: the workspace (uncommitted) compared as a run; the baseline commit dropped,
     which leaves the study's baseline cell without its seed-0 run."""
-    assert [r["Experiment"] for r in compare.select(ROWS, [])] == ["a", "b"]
+    assert [r["Experiment"] for r in compare.pick_experiments(ROWS, [])] == ["a", "b"]
     base = {"Experiment": None, "rev": "main", "optimizer": "adam", "test_acc": 0.98}
-    assert [r["rev"] for r in compare.select([ROWS[0], base, *ROWS[1:]], [])] == ["main", "1111111",
+    assert [r["rev"] for r in compare.pick_experiments([ROWS[0], base, *ROWS[1:]], [])] == ["main", "1111111",
                                                                                   "2222222"]
-    assert [r["Experiment"] for r in compare.select(ROWS, ["b"])] == ["b"]
-    assert compare.select(ROWS, ["1111111"])[0]["Experiment"] == "a"
+    assert [r["Experiment"] for r in compare.pick_experiments(ROWS, ["b"])] == ["b"]
+    assert compare.pick_experiments(ROWS, ["1111111"])[0]["Experiment"] == "a"
 
 
 def test_select_unknown_or_none():
     with pytest.raises(MnistError, match="no experiment named c: choose from a, b"):
-        compare.select(ROWS, ["c"])
+        compare.pick_experiments(ROWS, ["c"])
     with pytest.raises(MnistError, match="no experiments found: run some first"):
-        compare.select(ROWS[:1], [])
+        compare.pick_experiments(ROWS[:1], [])
 
 
 def test_flatten():
@@ -62,7 +62,7 @@ def test_unfinished_experiments_are_skipped_with_a_one_line_note():
 def test_nothing_left_to_compare_is_a_clear_error():
     with pytest.raises(MnistError) as error:
         compare.with_results([QUEUED, FAILED])
-    assert str(error.value) == ("no selected experiment has finished with a test accuracy "
+    assert str(error.value) == ("no experiment picked has finished with a test accuracy "
                                 "(q (Queued), f (Failed)): wait for queued ones (dvc queue status), "
                                 "rerun failed ones, or name finished ones")
 
