@@ -1,9 +1,12 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from small_model import TEST_IMAGES, TRAIN_IMAGES, VALID_IMAGES, SmallModel, train_small_model
 
 from mnist_dvc import data, find_mnist
+from mnist_dvc.atomic import torch_save
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import parse_params, with_overrides
 
@@ -32,6 +35,20 @@ def mnist_test(mnist_dir):
 @pytest.fixture(scope="session")
 def default_raw() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory, mnist_train, mnist_test, default_raw) -> SmallModel:
+    """The one small trained model of the session (tests/small_model.py): trained once, on the
+    first TRAIN_IMAGES training digits, for every test that needs a model that has learnt; its
+    weights file is read-only (small_project copies it into a project)."""
+    train = mnist_train.take(torch.arange(TRAIN_IMAGES))
+    valid = mnist_train.take(torch.arange(TRAIN_IMAGES, TRAIN_IMAGES + VALID_IMAGES))
+    test = mnist_test.take(torch.arange(TEST_IMAGES))
+    weights = tmp_path_factory.mktemp("small_model") / "model.pt"
+    torch_save(train_small_model(default_raw, train, valid, test), weights)
+    weights.chmod(0o444)
+    return SmallModel(weights, valid, test)
 
 
 @pytest.fixture

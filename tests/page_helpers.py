@@ -8,26 +8,15 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-from repo_helpers import mark_project
-from small_model import train_small_model
-
-from mnist_dvc import paths
-from mnist_dvc.atomic import torch_save
-from mnist_dvc.digits import save_digits
+from small_model import SmallModel, small_project
 
 SERVE = [str(Path(sys.executable).parent / "mnist-dvc"), "serve"]  # the console script
 
 
-def page_project(root: Path, default_raw, mnist_train, mnist_test) -> Path:
-    """A project holding a model trained one epoch on 3,000 digits (label smoothing 0.1, so the
-    hand-in's factor is above 1) and 1,000 valid digits to choose that factor on."""
-    train, valid = mnist_train.take(torch.arange(3000)), mnist_train.take(torch.arange(3000, 4000))
-    mark_project(root)
-    torch_save(train_small_model(default_raw, train, valid, mnist_test.take(torch.arange(200))),
-               root / paths.MODEL)
-    save_digits(valid, root / paths.prepared("valid"))
-    return root
+def page_project(root: Path, small_model: SmallModel) -> Path:
+    """A project holding the session's small model (one epoch, label smoothing 0.1, so the
+    hand-in's factor is above 1) and its 1,000 valid digits to choose that factor on."""
+    return small_project(root, small_model, valid=small_model.valid)
 
 
 @contextmanager

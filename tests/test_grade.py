@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from repo_helpers import mark_project, write_params
-from small_model import train_small_model
+from repo_helpers import mark_project
+from small_model import small_project
 
 from commands import grade as grade_command
 from commands import handin as handin_command
 from mnist_dvc import calibration, course, find_mnist, metrics_files, paths
-from mnist_dvc.atomic import torch_save
 from mnist_dvc.cli import run_command, run_stage
 from mnist_dvc.course import CourseConvNet, course_grade
 from mnist_dvc.digits import Digits, save_digits
@@ -34,18 +33,12 @@ SEED_IMAGES = 50  # test images in each of the ten loop runs that check its seed
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
-    """A project folder after train (one epoch on 2,000 digits, label smoothing 0.1, fp32), split
-    (1,000 valid, 500 test), the evaluate stage and the hand-in command."""
-    train = mnist_train.take(torch.arange(2000))
-    valid = mnist_train.take(torch.arange(2000, 3000))
-    test = mnist_test.take(torch.arange(500))
-    root = tmp_path_factory.mktemp("project")
-    write_params(root, {})
-    mark_project(root)
-    torch_save(train_small_model(default_raw, train, valid, test), root / paths.MODEL)
-    save_digits(valid, root / paths.prepared("valid"))
-    save_digits(test, root / paths.prepared("test"))
+def project(tmp_path_factory, small_model):
+    """A project folder after train (the session's small model: one epoch, label smoothing 0.1,
+    fp32), split (its 1,000 valid digits, the first 500 of its test digits), the evaluate stage
+    and the hand-in command."""
+    test = small_model.test.take(torch.arange(500))
+    root = small_project(tmp_path_factory.mktemp("project"), small_model, small_model.valid, test)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setattr(sys, "argv", ["stages.evaluate"])

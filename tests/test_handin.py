@@ -6,14 +6,12 @@ import sys
 import pytest
 import torch
 from repo_helpers import mark_project
-from small_model import train_small_model
+from small_model import small_project
 
 from commands import handin as handin_command
 from mnist_dvc import course, handin, paths
-from mnist_dvc.atomic import torch_save
 from mnist_dvc.cli import run_command
 from mnist_dvc.course import CourseConvNet, course_inputs, load_course_net
-from mnist_dvc.digits import save_digits
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import logits_of
 from mnist_dvc.model import MyConvNet, load_model
@@ -22,17 +20,13 @@ LOOP_IMAGES = 500  # test images in the one run of the course's literal loop (20
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, mnist_train, mnist_test, default_raw):
-    """A project folder holding what the train and split stages leave: models/model.pt trained one
-    epoch with the default label smoothing (0.1), data/prepared/{valid,test}.pt."""
-    train = mnist_train.take(torch.arange(6000))
-    valid = mnist_train.take(torch.arange(6000, 8000))
-    test = mnist_test.take(torch.arange(2000))
-    root = mark_project(tmp_path_factory.mktemp("project"))
-    torch_save(train_small_model(default_raw, train, valid, test), root / paths.MODEL)
-    save_digits(valid, root / paths.prepared("valid"))
-    save_digits(test, root / paths.prepared("test"))
-    return root, test
+def project(tmp_path_factory, small_model):
+    """A project folder holding what the train and split stages leave: the session's small model
+    (one epoch, the default label smoothing 0.1) as models/model.pt, its 1,000 valid and 2,000
+    test digits as data/prepared/{valid,test}.pt."""
+    root = small_project(tmp_path_factory.mktemp("project"), small_model, small_model.valid,
+                         small_model.test)
+    return root, small_model.test
 
 
 def run_handin(monkeypatch, root, *args):

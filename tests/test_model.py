@@ -3,14 +3,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_dvc.atomic import torch_save
 from mnist_dvc.course import CourseConvNet, course_inputs, load_course_net
-from mnist_dvc.device import FP32
 from mnist_dvc.errors import MnistError
 from mnist_dvc.inference import evaluate
 from mnist_dvc.model import MyConvNet, load_model
-from mnist_dvc.params import parse_params, with_overrides
-from mnist_dvc.training import Run, Splits, fit
 
 
 def test_forward_returns_logits_of_shape_n_by_10():
@@ -94,18 +90,10 @@ class StarterConvNet(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def trained_model(tmp_path_factory, mnist_train, mnist_test, default_raw):
-    """models/model.pt as the train stage writes it (best-on-valid state_dict, atomic torch_save),
-    after one epoch on 1,200 real digits; with 300 real test digits."""
-    params = parse_params(with_overrides(default_raw, {
-        "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32",
-        "scheduler": "constant", "train.lr": 0.002, "train.augment": False}))
-    train, valid = mnist_train.take(torch.arange(1200)), mnist_train.take(torch.arange(1200, 1500))
-    test = mnist_test.take(torch.arange(300))
-    state = fit(params, Splits(train, valid, test), Run(torch.device("cpu"), FP32, progress=False))
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    torch_save(state.best_state, path)
-    return path, test
+def trained_model(small_model):
+    """models/model.pt as the train stage writes it (best-on-valid state_dict, atomic torch_save):
+    the session's small model, one epoch on 6,000 real digits; with 300 real test digits."""
+    return small_model.weights, small_model.test.take(torch.arange(300))
 
 
 def test_starter_class_loads_the_model_and_its_one_image_loop_matches_evaluate(trained_model):

@@ -23,8 +23,8 @@ SCREENSHOT = os.environ.get("PAGE_SCREENSHOT")  # set: the drawing test saves th
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, default_raw, mnist_train, mnist_test):
-    project = page_project(tmp_path_factory.mktemp("page"), default_raw, mnist_train, mnist_test)
+def served(tmp_path_factory, small_model):
+    project = page_project(tmp_path_factory.mktemp("page"), small_model)
     with serving(project) as (_, url, _):
         yield project, url
 

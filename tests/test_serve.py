@@ -30,8 +30,8 @@ TIMEOUT = 30  # seconds for any one request
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, default_raw, mnist_train, mnist_test):
-    return page_project(tmp_path_factory.mktemp("page"), default_raw, mnist_train, mnist_test)
+def project(tmp_path_factory, small_model):
+    return page_project(tmp_path_factory.mktemp("page"), small_model)
 
 
 @pytest.fixture(scope="module")

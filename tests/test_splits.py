@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from repo_helpers import mark_project
-from small_model import train_small_model
+from small_model import TRAIN_IMAGES, VALID_IMAGES
 
 from commands import handin as handin_stage
 from mnist_dvc import handin, paths, training
@@ -38,19 +38,19 @@ def scrambled(digits: Digits) -> Digits:
 
 
 @pytest.fixture(scope="module")
-def model_and_splits(mnist_train, mnist_test, default_raw):
-    """A model trained one epoch with the default label smoothing (so its sharpening factor is
-    above 1), and disjoint valid, other-valid and test sets."""
-    train = mnist_train.take(torch.arange(3000))
-    valid = mnist_train.take(torch.arange(3000, 4000))
-    test = mnist_test.take(torch.arange(1000))
+def model_and_splits(small_model, mnist_train):
+    """The session's small model, trained one epoch with the default label smoothing (so its
+    sharpening factor is above 1), and disjoint valid, other-valid and test sets."""
+    valid = small_model.valid
+    test = small_model.test.take(torch.arange(1000))
     model = MyConvNet()
-    model.load_state_dict(train_small_model(default_raw, train, valid, test))
+    model.load_state_dict(torch.load(small_model.weights, weights_only=True))
     model.eval()
     # Other valid images with the same factor, as the "only valid changed" case needs: the first
     # such block of 1,000 (which one depends on the CPU's float rounding), else valid reversed.
     factor = handin.choose_factor(logits_of(model, valid), valid.labels)
-    blocks = (mnist_train.take(torch.arange(a, a + 1000)) for a in range(4000, 10000, 1000))
+    after = TRAIN_IMAGES + VALID_IMAGES  # training digits neither trained on nor in valid
+    blocks = (mnist_train.take(torch.arange(a, a + 1000)) for a in range(after, after + 6000, 1000))
     same = [b for b in blocks if handin.choose_factor(logits_of(model, b), b.labels) == factor]
     other_valid = same[0] if same else valid.take(torch.arange(len(valid) - 1, -1, -1))
     return model, valid, other_valid, test
