@@ -41,7 +41,7 @@ def main() -> None:
                   "graded without it, but the course's strict load_state_dict refuses it; save "
                   "model.module.state_dict() instead")
         s = course.score(file.net, test, [])  # a second: printed before the minutes of sampling
-        print(f"{path}: argmax {s.argmax:.4f}, expected graded {s.expected:.4f} ± {s.expected_sd:.4f}")
+        print(f"{path}: argmax {s.argmax:.4f}, expected graded {s.graded:.4f} ± {s.graded_sd:.4f}")
         if args.runs:
             runs = [f"{course.course_grade(file.net, test.images, test.labels, seed, f'seed {seed}'):.4f}"
                     f" (seed {seed})" for seed in range(args.runs)]

@@ -49,8 +49,8 @@ def main() -> None:
     print(f"{'':6} {'argmax':>8} {'graded before':>20} {'graded after':>20}")
     for split in ("valid", "test"):
         g = graded[split]
-        print(f"{split:6} {g['argmax']:8.4f} {g['sampled']:12.4f} ± {g['sampled_sd']:.4f} "
-              f"{g['handin_sampled']:12.4f} ± {g['handin_sampled_sd']:.4f}")
+        print(f"{split:6} {g['argmax']:8.4f} {g['graded']:12.4f} ± {g['graded_sd']:.4f} "
+              f"{g['handin_graded']:12.4f} ± {g['handin_graded_sd']:.4f}")
     torch_save(state, target)
     print(f"handin: wrote {target} (graded = expected score of the course's sampling grader, "
           "± its standard deviation)")

@@ -143,7 +143,7 @@ def read_runs(path: Path, param_keys: list[str]) -> list[dict]:
         raise MnistError(f"{path} is missing: run python -m commands.compare once where the "
                          "experiments are, or name the runs.csv that git holds")
     runs = []
-    for row in csv.DictReader(io.StringIO(path.read_text())):
+    for row in map(results.current_names, csv.DictReader(io.StringIO(path.read_text()))):
         run = {"experiment": row["experiment"], "rev": row["rev"],
                **{k: row.get(k) for k in RUN_CONTEXT + RUN_CODE}}
         run |= {k: yaml.safe_load(row[k]) if row.get(k) else None for k in param_keys}
@@ -218,7 +218,7 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
     cells = study.group_cells(runs, param_keys)
     base_key = study.cell_of(defaults, param_keys)
     stats = {cell: {m: study.interval([r[m] for r in rs]) for m in
-                    ("test_acc", "test_acc_sampled", "handin_test_acc_sampled", "best_valid_acc",
+                    ("test_acc", "test_acc_graded", "handin_test_acc_graded", "best_valid_acc",
                      "best_epoch", "train_seconds")} for cell, rs in cells.items()}
     order = sorted(cells, key=lambda c: -stats[c]["test_acc"].mean)
     machines = sorted({f"{r.get('hardware')} ({r.get('precision')})" for r in runs})
@@ -237,7 +237,7 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
         name = cell_label(cell, defaults) + (" **(baseline)**" if cell == base_key else "")
         seeds = ", ".join(str(r["seed"]) for r in sorted(cells[cell], key=lambda r: r["seed"]))
         lines.append(f"| {name} | {seeds} | {mean_ci(s['test_acc'])} | "
-                     f"{mean_ci(s['test_acc_sampled'])} | {s['handin_test_acc_sampled'].mean:.4f} | "
+                     f"{mean_ci(s['test_acc_graded'])} | {s['handin_test_acc_graded'].mean:.4f} | "
                      f"{s['best_valid_acc'].mean:.4f} | {s['best_epoch'].mean:.1f} | "
                      f"{s['train_seconds'].mean:.0f} |")
     lines += ["", "## Paired differences against the baseline, seed by seed", ""]
@@ -253,7 +253,7 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
             if cell == base_key:
                 continue
             acc = study.paired_difference(cells[base_key], cells[cell], "test_acc")
-            graded = study.paired_difference(cells[base_key], cells[cell], "test_acc_sampled")
+            graded = study.paired_difference(cells[base_key], cells[cell], "test_acc_graded")
             lines.append(f"| {cell_label(cell, defaults)} | {acc.n if acc else 0} | "
                          f"{' | '.join(points(acc))} | {' | '.join(points(graded))} |")
     lines += ["", "## Runs", "", "| experiment | cell | seed | " + " | ".join(RUN_METRICS) +

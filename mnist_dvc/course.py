@@ -114,8 +114,8 @@ class Score:
     """What the course gives a file on one test set."""
 
     argmax: float  # accuracy when the likeliest digit is taken (not what the course does)
-    expected: float  # the sampling grader's expected score: mean probability of the true label
-    expected_sd: float  # its standard deviation over the grader's draws
+    graded: float  # the sampling grader's expected score: mean probability of the true label
+    graded_sd: float  # its standard deviation over the grader's draws
     sampled: dict[int, float]  # seed -> the course's literal loop run with that seed
 
 
@@ -123,6 +123,6 @@ def score(net: nn.Module, test: Digits, seeds: list[int]) -> Score:
     """Argmax accuracy, expected graded score with its sd, and the literal loop once per seed."""
     prob = probabilities(net, test.images)
     argmax = accuracy(prob, test.labels)
-    expected, sd = expected_score(prob.gather(1, test.labels[:, None]).squeeze(1))
+    graded, sd = expected_score(prob.gather(1, test.labels[:, None]).squeeze(1))
     sampled = {seed: course_grade(net, test.images, test.labels, seed) for seed in seeds}
-    return Score(argmax, expected, sd, sampled)
+    return Score(argmax, graded, sd, sampled)

@@ -38,13 +38,13 @@ def expected_score(true_probabilities: torch.Tensor) -> tuple[float, float]:
     return p.mean().item(), (p * (1 - p)).sum().sqrt().item() / len(p)
 
 
-def sampled_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+def graded_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The expected score of the course's grader (a label sampled from the softmax of each image):
     the mean probability of the true label. Deterministic: no sampling happens here."""
     return expected_score(true_class_probability(logits, labels))[0]
 
 
-def sampled_accuracy_sd(logits: torch.Tensor, labels: torch.Tensor) -> float:
+def graded_accuracy_sd(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Standard deviation of the grader's score around that expectation (see expected_score)."""
     return expected_score(true_class_probability(logits, labels))[1]
 
@@ -52,7 +52,7 @@ def sampled_accuracy_sd(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def choose_factor(valid_logits: torch.Tensor, valid_labels: torch.Tensor) -> float:
     """The sharpening factor, by the rule above FACTORS (valid data only: test never chooses)."""
     argmax = accuracy(valid_logits, valid_labels)
-    scores = {t: sampled_accuracy(valid_logits * t, valid_labels) for t in FACTORS}
+    scores = {t: graded_accuracy(valid_logits * t, valid_labels) for t in FACTORS}
     for factor in FACTORS:
         if scores[factor] >= argmax - TOLERANCE:
             return factor
@@ -94,9 +94,9 @@ def grade(valid: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, to
     for split, (logits, labels) in (("valid", valid), ("test", test)):
         result[split] = {
             "argmax": accuracy(logits, labels),
-            "sampled": sampled_accuracy(logits, labels),
-            "sampled_sd": sampled_accuracy_sd(logits, labels),
-            "handin_sampled": sampled_accuracy(logits * factor, labels),
-            "handin_sampled_sd": sampled_accuracy_sd(logits * factor, labels),
+            "graded": graded_accuracy(logits, labels),
+            "graded_sd": graded_accuracy_sd(logits, labels),
+            "handin_graded": graded_accuracy(logits * factor, labels),
+            "handin_graded_sd": graded_accuracy_sd(logits * factor, labels),
         }
     return result

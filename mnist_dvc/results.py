@@ -44,8 +44,8 @@ class EvaluateMetrics:
     """metrics/test.json, from the best-on-valid model in fp32."""
 
     test_acc: float  # argmax
-    test_acc_sampled: float  # the course's sampling grader's expected score: mean p(true label)
-    handin_test_acc_sampled: float  # the same for the hand-in (last layer x handin_factor)
+    test_acc_graded: float  # the course's sampling grader's expected score: mean p(true label)
+    handin_test_acc_graded: float  # the same for the hand-in (last layer x handin_factor)
     handin_factor: float
     test_loss: float  # cross-entropy of the raw model: its negative log-likelihood
     test_ece: float  # expected calibration error, 15 confidence bins
@@ -105,8 +105,8 @@ class RunSummary:
     records above, under their names there (parsed from the three files together)."""
 
     test_acc: float
-    test_acc_sampled: float
-    handin_test_acc_sampled: float
+    test_acc_graded: float
+    handin_test_acc_graded: float
     handin_factor: float
     test_loss: float
     best_valid_acc: float
@@ -123,9 +123,23 @@ RUN_CONTEXT = ("hardware", "precision", "date_utc")  # where and when it ran: te
 RUN_METRICS = tuple(name for name in names(RunSummary) if name not in RUN_CONTEXT)
 
 
+# Keys older stages wrote, by their name now: runs of older code (the study's pinned commit,
+# your older experiments) still read. "graded" is the grader's expected score; "sampled" now
+# means only a literal run of the course's loop.
+FORMER_NAMES = {"test_acc_sampled": "test_acc_graded",
+                "handin_test_acc_sampled": "handin_test_acc_graded"}
+
+
+def current_names(values: dict) -> dict:
+    """`values` with keys older stages wrote under their name now."""
+    return {FORMER_NAMES.get(k, k): v for k, v in values.items()}
+
+
 def parse(record_type, values: dict, origin: str):
-    """`values` (a metrics file's keys) as a `record_type`; keys it does not know (from older
-    versions of the stages) are ignored; a required one missing is one MnistError."""
+    """`values` (a metrics file's keys) as a `record_type`; former names read as their name now,
+    keys it does not know (from older versions of the stages) are ignored; a required one
+    missing is one MnistError."""
+    values = current_names(values)
     fields = dataclasses.fields(record_type)
     missing = [f.name for f in fields if f.name not in values and f.default is dataclasses.MISSING]
     if missing:

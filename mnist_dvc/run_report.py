@@ -89,9 +89,9 @@ def render(params: Params, defaults: dict | None, train: TrainMetrics, test: Eva
         "|---|---|",
         f"| test accuracy | **{test.test_acc:.4f}** (loss {test.test_loss:.4f}, "
         f"macro F1 {test.macro_f1:.4f}) |",
-        f"| graded the course's way | {test.test_acc_sampled:.4f} (expected score when a "
+        f"| graded the course's way | {test.test_acc_graded:.4f} (expected score when a "
         "label is sampled from the softmax, as the course's grader does) |",
-        f"| the hand-in, graded | {test.handin_test_acc_sampled:.4f} (last layer "
+        f"| the hand-in, graded | {test.handin_test_acc_graded:.4f} (last layer "
         f"x{test.handin_factor:g}: `python -m commands.handin ID NAME`) |",
         f"| calibration | ECE {test.test_ece:.4f} raw, {test.handin_test_ece:.4f} hand-in; "
         f"NLL (the loss) {test.test_loss:.4f} raw, {test.handin_test_loss:.4f} hand-in "

@@ -13,8 +13,8 @@ from mnist_dvc.results import RUN_METRICS
 CURVES = "study_curves.png"
 ERRORS = "study_errors.png"
 # What the page summarises per cell, and the names the figures give them.
-GRADED = "test_acc_sampled"
-HANDIN = "handin_test_acc_sampled"
+GRADED = "test_acc_graded"
+HANDIN = "handin_test_acc_graded"
 
 
 def _changes(cell: study_plan.Cell) -> str:

@@ -30,8 +30,8 @@ def main() -> None:
     classes = metrics_files.per_class(metrics_files.confusion_matrix(test.labels, predicted))
     metrics_files.write_record(paths.TEST_METRICS, results.EvaluateMetrics(
         test_acc=accuracy,
-        test_acc_sampled=graded["test"]["sampled"],
-        handin_test_acc_sampled=graded["test"]["handin_sampled"],
+        test_acc_graded=graded["test"]["graded"],
+        handin_test_acc_graded=graded["test"]["handin_graded"],
         handin_factor=graded["factor"],
         test_loss=loss,
         test_ece=calibration.ece(raw_bins),
@@ -42,8 +42,8 @@ def main() -> None:
     metrics_files.write_records(paths.CLASSES, classes)
     metrics_files.write_records(paths.PREDICTIONS, [
         results.Prediction(a, p) for a, p in zip(test.labels.tolist(), predicted.tolist(), strict=True)])
-    print(f"evaluate: test accuracy {accuracy:.4f} (argmax), {graded['test']['sampled']:.4f} graded "
-          f"the course's way (sampled, expected), {graded['test']['handin_sampled']:.4f} for the "
+    print(f"evaluate: test accuracy {accuracy:.4f} (argmax), {graded['test']['graded']:.4f} graded "
+          f"the course's way (its expected score), {graded['test']['handin_graded']:.4f} for the "
           f"hand-in (last layer x{graded['factor']:g}); loss {loss:.4f} on {len(test)} images (fp32)")
 
 

@@ -71,7 +71,7 @@ def test_nothing_left_to_compare_is_a_clear_error():
 def run(seed, acc, sampled, optimizer="adam", lr=0.002, rev=None):
     return {"experiment": f"{optimizer}-{seed}", "rev": rev or f"{optimizer}{lr}{seed}", "seed": seed,
             "optimizer": optimizer, "scheduler": "warmup", "train.lr": lr, "test_acc": acc,
-            "test_acc_sampled": sampled, "handin_test_acc_sampled": acc, "handin_factor": 4.0,
+            "test_acc_graded": sampled, "handin_test_acc_graded": acc, "handin_factor": 4.0,
             "test_loss": 0.1, "best_valid_acc": acc, "best_epoch": 8.0, "epochs_run": 8.0,
             "train_seconds": 100.0, "hardware": "CPU X", "precision": "bf16",
             "date_utc": f"2026-12-05 0{seed}:00", "code": "c0de"}
@@ -115,7 +115,7 @@ def test_paired_differences_pair_by_seed():
     nadam = study.paired_difference(BASE, NADAM, "test_acc")
     assert nadam.mean == pytest.approx(0.002) and nadam.sd == pytest.approx(0.001)
     assert nadam.low == pytest.approx(0.002 - 0.0024844, abs=1e-7) and not nadam.excludes_zero
-    sgdm = study.paired_difference(BASE, SGDM, "test_acc_sampled")
+    sgdm = study.paired_difference(BASE, SGDM, "test_acc_graded")
     assert sgdm.mean == pytest.approx(-0.02) and sgdm.sd == pytest.approx(0, abs=1e-12)
     assert sgdm.excludes_zero
     assert study.paired_difference(BASE, [run(5, 0.99, 0.9, "nadam")], "test_acc") is None
@@ -163,7 +163,7 @@ def files_of_a_run(params_yaml: str, test_json: dict) -> dict[str, str]:
             "dvc.lock": yaml.safe_dump(lock), "metrics/history.csv": history}
 
 
-TEST_JSON = {"test_acc": 0.99, "test_acc_sampled": 0.92, "handin_test_acc_sampled": 0.989,
+TEST_JSON = {"test_acc": 0.99, "test_acc_graded": 0.92, "handin_test_acc_graded": 0.989,
              "handin_factor": 4.0, "test_loss": 0.04}
 
 
@@ -191,8 +191,8 @@ def test_record_at_reads_a_run_from_its_commits_files():
 def test_record_at_refuses_a_run_without_a_kept_metric():
     """A test.json without the graded accuracy (a run from before it existed) is one line naming
     the run and the metric, not a row with a hole that the study's means would turn into NaN."""
-    files = files_of_a_run("seed: 0\n", {k: v for k, v in TEST_JSON.items() if k != "test_acc_sampled"})
-    with pytest.raises(MnistError, match="^the metrics files of x lacks test_acc_sampled: "):
+    files = files_of_a_run("seed: 0\n", {k: v for k, v in TEST_JSON.items() if k != "test_acc_graded"})
+    with pytest.raises(MnistError, match="^the metrics files of x lacks test_acc_graded: "):
         compare.record_at("abc1234", "x", DEFAULTS, files.__getitem__)
 
 

@@ -55,7 +55,7 @@ def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch,
                 paths.prepared("test"))
     raw_bins, handin_bins = reliability_bins()
     metrics_files.write_record(paths.TEST_METRICS, EvaluateMetrics(
-        test_acc=0.5, test_acc_sampled=0.4, handin_test_acc_sampled=0.45, handin_factor=3.0,
+        test_acc=0.5, test_acc_graded=0.4, handin_test_acc_graded=0.45, handin_factor=3.0,
         test_loss=1.2, test_ece=0.25, handin_test_loss=1.1, handin_test_ece=0.03125,
         macro_precision=0.5, macro_recall=0.5, macro_f1=0.5))
     metrics_files.write_csv(paths.CALIBRATION, calibration.csv_rows(raw_bins, handin_bins))
@@ -106,7 +106,7 @@ def reliability_bins():
 
 def run(seed, cell, acc, valid_acc, rev):
     return {"experiment": rev, "rev": rev, "seed": seed, "optimizer": cell, "scheduler": "warmup",
-            "test_acc": acc, "test_acc_sampled": acc - 0.05, "handin_test_acc_sampled": acc,
+            "test_acc": acc, "test_acc_graded": acc - 0.05, "handin_test_acc_graded": acc,
             "handin_factor": 4.0, "test_loss": 0.1, "best_valid_acc": valid_acc,
             "best_epoch": 3.0, "epochs_run": 3.0, "train_seconds": 10.0, "hardware": "CPU",
             "precision": "fp32"}

@@ -70,8 +70,8 @@ def parse_sampled(line: str) -> dict[int, float]:
 
 def test_grade_of_the_handin_is_evaluates_handin_score(project, monkeypatch, capsys):
     """On the file the hand-in command wrote, grade's expected score is metrics/test.json's
-    handin_test_acc_sampled (the same 500 test images), and on models/model.pt it is
-    test_acc_sampled; the argmax is test_acc for both. Catches grade scoring another set of images,
+    handin_test_acc_graded (the same 500 test images), and on models/model.pt it is
+    test_acc_graded; the argmax is test_acc for both. Catches grade scoring another set of images,
     another preprocessing (no /255, normalised) or the logits instead of the softmax, and evaluate
     or the hand-in applying a factor the file does not hold."""
     root, test = project
@@ -81,13 +81,13 @@ def test_grade_of_the_handin_is_evaluates_handin_score(project, monkeypatch, cap
     assert lines[0].startswith(f"grade: {len(test)} test images from {paths.prepared('test')}")
     handed_in, raw = parse(lines[1]), parse(lines[2])
     metrics = metrics_files.read_json(root / paths.TEST_METRICS)
-    assert handed_in["expected"] == pytest.approx(metrics["handin_test_acc_sampled"], abs=6e-5)
-    assert raw["expected"] == pytest.approx(metrics["test_acc_sampled"], abs=6e-5)
+    assert handed_in["expected"] == pytest.approx(metrics["handin_test_acc_graded"], abs=6e-5)
+    assert raw["expected"] == pytest.approx(metrics["test_acc_graded"], abs=6e-5)
     assert handed_in["argmax"] == raw["argmax"] == pytest.approx(metrics["test_acc"], abs=6e-5)
     # Unrounded, through the library: equal to within float32's softmax.
     file = course.load_checked(root / HANDIN)
-    assert course.score(file.net, test, []).expected == pytest.approx(
-        metrics["handin_test_acc_sampled"], abs=2e-6)
+    assert course.score(file.net, test, []).graded == pytest.approx(
+        metrics["handin_test_acc_graded"], abs=2e-6)
 
 
 def test_evaluate_reports_calibration_of_the_raw_model_and_the_handin(project):
@@ -128,13 +128,13 @@ def test_raw_model_and_handin_differ_as_they_should(project):
     raw, handed_in = course.load_checked(root / paths.MODEL), course.load_checked(root / HANDIN)
     raw_score, handin_score = (course.score(f.net, test, []) for f in (raw, handed_in))
     assert raw_score.argmax > 0.85, "the fixture model should have learnt"
-    assert raw_score.expected < raw_score.argmax - 0.03, raw_score
-    assert abs(handin_score.expected - handin_score.argmax) < 0.005, handin_score
+    assert raw_score.graded < raw_score.argmax - 0.03, raw_score
+    assert abs(handin_score.graded - handin_score.argmax) < 0.005, handin_score
     assert torch.equal(course.probabilities(raw.net, test.images).argmax(1),
                        course.probabilities(handed_in.net, test.images).argmax(1))
     run = course.score(raw.net, test.take(torch.arange(LOOP_IMAGES)), [0])
-    assert run.argmax - run.expected > 4 * run.expected_sd, f"the case cannot tell the two: {run}"
-    assert abs(run.sampled[0] - run.expected) <= 4 * run.expected_sd, run
+    assert run.argmax - run.graded > 4 * run.graded_sd, f"the case cannot tell the two: {run}"
+    assert abs(run.sampled[0] - run.graded) <= 4 * run.graded_sd, run
 
 
 def test_sampled_runs_are_reproducible_by_seed(project, monkeypatch, capsys, tmp_path):

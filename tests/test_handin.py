@@ -50,12 +50,12 @@ def test_course_grader_scores_the_handin_near_argmax(project, monkeypatch, capsy
     argmax = argmax.double().mean().item()
     assert argmax > 0.9, "the fixture model should have learnt"
     net = load_course_net(handed_in)
-    assert abs(course.score(net, test, []).expected - argmax) <= 0.003
+    assert abs(course.score(net, test, []).graded - argmax) <= 0.003
     # label smoothing 0.1 puts ~0.8 on the true class of this weak model
-    assert course.score(load_course_net(root / paths.MODEL), test, []).expected < argmax - 0.03
+    assert course.score(load_course_net(root / paths.MODEL), test, []).graded < argmax - 0.03
     # The literal loop: one seeded run on the first LOOP_IMAGES (its sd is about 0.0035 there).
     run = course.score(net, test.take(torch.arange(LOOP_IMAGES)), [0])
-    assert abs(run.sampled[0] - run.expected) <= 4 * run.expected_sd, run
+    assert abs(run.sampled[0] - run.graded) <= 4 * run.graded_sd, run
     out = capsys.readouterr().out
     assert "sharpened x" in out and "wrote hw7_21000000_zhangsan.pth" in out
 
@@ -124,16 +124,16 @@ def test_missing_model_fix_fits_the_cause(monkeypatch, capsys, tmp_path):
     assert err == "error: modles/model.pt is missing: check the path\n", err
 
 
-def test_sampled_accuracy_by_hand():
+def test_graded_accuracy_by_hand():
     """Two images, softmax [0.75, 0.25]: right with 0.75 and 0.25, so the grader expects 0.5 with
     standard deviation sqrt(0.75 * 0.25 * 2) / 2."""
     logits = torch.tensor([[math.log(3), 0.0], [math.log(3), 0.0]])
     labels = torch.tensor([0, 1])
-    assert handin.sampled_accuracy(logits, labels) == pytest.approx(0.5)
-    assert handin.sampled_accuracy_sd(logits, labels) == pytest.approx(math.sqrt(0.375) / 2)
+    assert handin.graded_accuracy(logits, labels) == pytest.approx(0.5)
+    assert handin.graded_accuracy_sd(logits, labels) == pytest.approx(math.sqrt(0.375) / 2)
 
 
-def test_sampled_accuracy_by_hand_where_every_wrong_formula_differs():
+def test_graded_accuracy_by_hand_where_every_wrong_formula_differs():
     """Three images, softmax rows [0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.5, 0.25, 0.25], true labels
     0, 2, 1: the grader expects (0.7 + 0.3 + 0.25) / 3 with sd sqrt(0.21 + 0.21 + 0.1875) / 3. No
     symmetry: softmax over the images (dim 0) gives 0.4126, the top probability 0.6, the argmax
@@ -142,8 +142,8 @@ def test_sampled_accuracy_by_hand_where_every_wrong_formula_differs():
     probabilities = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.5, 0.25, 0.25]],
                                  dtype=torch.float64)
     logits, labels = probabilities.log(), torch.tensor([0, 2, 1])
-    assert handin.sampled_accuracy(logits, labels) == pytest.approx(1.25 / 3, abs=1e-12)
-    assert handin.sampled_accuracy_sd(logits, labels) == pytest.approx(math.sqrt(0.6075) / 3,
+    assert handin.graded_accuracy(logits, labels) == pytest.approx(1.25 / 3, abs=1e-12)
+    assert handin.graded_accuracy_sd(logits, labels) == pytest.approx(math.sqrt(0.6075) / 3,
                                                                        abs=1e-12)
     wrong_axis = logits.softmax(dim=0).gather(1, labels[:, None]).mean().item()
     assert abs(wrong_axis - 1.25 / 3) > 1e-3  # the example tells the axes apart

@@ -36,7 +36,7 @@ def test_repro_leaves_model_metrics_and_figures(repo):
     assert train["epochs_run"] == 1 and train["best_epoch"] == 1
     assert 0.5 < train["best_valid_acc"] <= 1
     assert 0.5 < test["test_acc"] <= 1 and 0 < test["test_loss"] < 2
-    assert test["test_acc_sampled"] < test["test_acc"] - 0.01 < test["handin_test_acc_sampled"]
+    assert test["test_acc_graded"] < test["test_acc"] - 0.01 < test["handin_test_acc_graded"]
     assert test["handin_factor"] in handin.FACTORS and test["handin_factor"] > 1
     assert list(test) == list(results.names(results.EvaluateMetrics))
     assert list(train) == list(results.names(results.TrainMetrics))
@@ -196,7 +196,7 @@ def test_queued_sweep_runs_and_compare_reports_it(repo, mnist_dir):
         rev = known[row["experiment"]]["rev"]
         metrics = {**json.loads(run(repo, "git", "show", f"{rev}:metrics/test.json").stdout),
                    **json.loads(run(repo, "git", "show", f"{rev}:metrics/train.json").stdout)}
-        for key in ("test_acc", "test_acc_sampled", "test_loss", "best_valid_acc"):
+        for key in ("test_acc", "test_acc_graded", "test_loss", "best_valid_acc"):
             assert row[key] == f"{metrics[key]:.4f}", (row["experiment"], key)
         assert row["best_epoch"] == f"{metrics['best_epoch']:g}", row["experiment"]
     # From git alone: the kept rows rebuild the same page, with no DVC experiment left.

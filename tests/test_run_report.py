@@ -13,7 +13,7 @@ from mnist_dvc.errors import MnistError
 from mnist_dvc.results import DigitMetrics, EvaluateMetrics, Timing, TrainMetrics
 
 TRAIN = TrainMetrics(best_valid_acc=0.99511, best_valid_loss=0.087589, best_epoch=7, epochs_run=8)
-TEST = EvaluateMetrics(test_acc=0.9952, test_acc_sampled=0.923112, handin_test_acc_sampled=0.995041,
+TEST = EvaluateMetrics(test_acc=0.9952, test_acc_graded=0.923112, handin_test_acc_graded=0.995041,
                    handin_factor=4.0, test_loss=0.087038, test_ece=0.071234,
                    handin_test_loss=0.021987, handin_test_ece=0.002345, macro_precision=0.995193,
                    macro_recall=0.995205, macro_f1=0.995195)

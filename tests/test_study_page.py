@@ -67,7 +67,7 @@ def test_the_page_shows_only_the_plan_rows_of_the_pinned_code():
                            (study_plan.Claim("x", ()),))
     defaults = as_dict(load_params(ROOT / "params.yaml"))
     row = {**flatten(defaults), "experiment": "e", "rev": "r", "seed": 0, "code": "good",
-           "test_acc": 0.99, "test_acc_sampled": 0.9, "handin_test_acc_sampled": 0.99,
+           "test_acc": 0.99, "test_acc_graded": 0.9, "handin_test_acc_graded": 0.99,
            "best_valid_acc": 0.99, "best_epoch": 4.0, "hardware": "CPU", "precision": "bf16"}
     other = {**row, "experiment": "old", "seed": 1, "code": "other", "test_acc": 0.5}
     page = study_page.markdown(plan, study_page.by_cell(plan, [row, other], defaults), 2)

@@ -198,7 +198,7 @@ def test_readme_exp_show_form_is_readable(repo, mnist_dir):
     try:
         done = run(repo, "bash", "-c", f"dvc exp show {line.group(1)}", env=env_with(mnist_dir))
         header = [c.strip() for c in done.stdout.splitlines()[0].strip("|").split("|")]
-        assert {"Experiment", "optimizer", "test_acc", "handin_test_acc_sampled"} <= set(header), header
+        assert {"Experiment", "optimizer", "test_acc", "handin_test_acc_graded"} <= set(header), header
         assert not [c for c in header if "/" in c], header
         assert len(header) <= 25, header
         assert not re.search(r"\b[0-9a-f]{32}\b", done.stdout), done.stdout
