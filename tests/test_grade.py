@@ -160,8 +160,8 @@ def test_sampled_runs_are_reproducible_by_seed(project, monkeypatch, capsys, tmp
     assert shown == {0: round(first[0], 4), 1: round(first[1], 4)}
 
 
-def test_seed_style_and_ddp_files_are_graded(project, monkeypatch, capsys, tmp_path):
-    """A state_dict saved the seed's way (torch.save(net.state_dict(), path) from the course's
+def test_starter_style_and_ddp_files_are_graded(project, monkeypatch, capsys, tmp_path):
+    """A state_dict saved the starter code's way (torch.save(net.state_dict(), path) from the course's
     class) and one saved from a DistributedDataParallel model (`module.` before every key) are
     graded with the same scores as the file they came from; the DDP one with a note that the
     course's own loader would refuse it. Catches a prefix that is not stripped (refused as other
@@ -169,10 +169,10 @@ def test_seed_style_and_ddp_files_are_graded(project, monkeypatch, capsys, tmp_p
     root, _ = project
     net = CourseConvNet()
     net.load_state_dict(torch.load(root / HANDIN, weights_only=True))
-    torch.save(net.state_dict(), tmp_path / "seed.pth")  # the seed's own call, by path
+    torch.save(net.state_dict(), tmp_path / "starter.pth")  # the starter code's own call, by path
     torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "ddp.pth")
     capsys.readouterr()
-    grade(monkeypatch, root, HANDIN, tmp_path / "seed.pth", tmp_path / "ddp.pth", "--runs", "0")
+    grade(monkeypatch, root, HANDIN, tmp_path / "starter.pth", tmp_path / "ddp.pth", "--runs", "0")
     lines = capsys.readouterr().out.splitlines()
     scores = [parse(line) for line in lines if ": argmax " in line]
     assert len(scores) == 3 and scores[0] == scores[1] == scores[2]

@@ -417,7 +417,7 @@ def test_every_param_has_a_test_that_fails_when_it_is_ignored(default_raw):
 
 def test_logged_train_loss_is_plain_cross_entropy(make_params, small):
     """With an lr so small that no weight moves, runs that differ only in the training loss
-    (label smoothing 0.3, the seed's softmax head) see the same logits on the same batches, so the
+    (label smoothing 0.3, the starter code's softmax head) see the same logits on the same batches, so the
     logged train_loss, plain cross-entropy, must be the same. Bug caught: logging the smoothed (or
     double-softmax) loss as train_loss, which valid and test losses are then compared with."""
     settings = {**SMALL, "train.lr": 1e-30, "scheduler": "constant", "train.epochs": 1}
@@ -427,14 +427,14 @@ def test_logged_train_loss_is_plain_cross_entropy(make_params, small):
         assert other[0]["train_loss"] == plain[0]["train_loss"], change
 
 
-def test_training_loss_is_the_seed_s_double_softmax_with_head_softmax(make_params):
+def test_training_loss_is_the_starter_codes_double_softmax_with_head_softmax(make_params):
     """Bug caught: model.head = softmax training on the logits (the switch doing nothing)."""
     logits, labels = torch.randn(8, 10, generator=torch.Generator().manual_seed(0)), torch.arange(8)
-    seed = training.training_loss(logits, labels, make_params(**{"model.head": "softmax",
-                                                                 "train.label_smoothing": 0.0}))
+    starter = training.training_loss(logits, labels, make_params(**{"model.head": "softmax",
+                                                                    "train.label_smoothing": 0.0}))
     expected = torch.nn.functional.cross_entropy(logits.softmax(dim=1), labels)
-    assert seed.item() == pytest.approx(expected.item())
-    assert seed.item() > 2.0  # log-softmax of probabilities in [0, 1]: never far below log 10
+    assert starter.item() == pytest.approx(expected.item())
+    assert starter.item() > 2.0  # log-softmax of probabilities in [0, 1]: never far below log 10
 
 
 @pytest.mark.parametrize("patience, epochs_run", [(1, 3), (2, 4), (3, 5), (4, 10)])
