@@ -10,8 +10,8 @@ command compares whatever experiments you ran, into comparison/ by default:
 
 Groups runs into cells (the same params but the seed) and writes comparison/comparison.md: per
 cell the mean, sd and 95% interval of test accuracy and of the course's graded accuracy, and
-paired differences against the baseline cell (the params.yaml defaults). Figures: each cell's
-per-epoch error curves, and the cells' test errors with their intervals. Reading experiments also
+paired differences against the baseline cell (params.yaml as the --rev commit holds it).
+Figures: each cell's per-epoch error curves, and the cells' test errors with their intervals. Reading experiments also
 merges them into comparison/runs.csv and histories.csv (DVC's experiment refs stay on the machine
 that ran them; commit these files to keep the rows).
 """
@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 
 import dvc.api
+import yaml
 
-from mnist_dvc import compare, study_page
+from mnist_dvc import compare, paths, provenance, study_page
 from mnist_dvc.atomic import write_text
 from mnist_dvc.cli import run_command
 from mnist_dvc.params import as_dict, flatten, load_params
@@ -51,6 +52,16 @@ def from_experiments(args, defaults: dict) -> tuple[list[dict], list[dict]]:
     return runs, histories
 
 
+def baseline(rev: str) -> dict:
+    """The baseline cell's params, flat: params.yaml as commit `rev` holds it (the workspace's may
+    hold an experiment's -S changes), for every key this code knows (one the commit lacks keeps
+    the workspace's value); outside git, the workspace's."""
+    known = flatten(as_dict(load_params()))
+    text = provenance.git_show(rev, f"./{paths.PARAMS}")
+    at_rev = flatten(yaml.safe_load(text) or {}) if text else {}
+    return {key: at_rev.get(key, value) for key, value in known.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="*", help="experiment names or revisions (default: all)")
@@ -61,8 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("comparison"), help="output folder")
     args = parser.parse_args()
 
-    defaults = as_dict(load_params())
-    flat_defaults = flatten(defaults)
+    flat_defaults = baseline(args.rev[0] if args.rev else "HEAD")
     param_keys = list(flat_defaults)
     if args.runs_csv:
         runs = compare.read_runs(args.runs_csv, param_keys)

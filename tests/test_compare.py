@@ -1,8 +1,11 @@
 import json
 import math
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
+from repo_helpers import ROOT
 
 from mnist_dvc import compare, study, study_plan
 from mnist_dvc.errors import MnistError
@@ -252,3 +255,25 @@ def test_baseline_commit_is_keyed_by_its_commit_and_found_again(tmp_path):
     runs, histories = compare.keep(tmp_path, KEYS, [next_commit], curve("0c0ffee", [0.8]))
     assert [r["rev"] for r in runs] == ["b8f57c2", "0c0ffee"]
     assert len(histories) == 2
+
+
+def test_the_baseline_cell_is_params_yaml_as_the_commit_holds_it(tmp_path, monkeypatch):
+    """Inside `dvc exp run -S train.lr=0.01` (or after an edit) the workspace params.yaml is not
+    the baseline; the commit the experiments branch from is, and a key that commit lacks keeps
+    the workspace's value. Bug caught: the workspace's params.yaml taken as the baseline of a
+    revision compare did not read (every cell paired against the wrong one)."""
+    from commands import compare as compare_command
+
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    committed = {**raw, "train": {k: v for k, v in raw["train"].items() if k != "patience"}}
+    Path("params.yaml").write_text(yaml.safe_dump(committed))
+    for cmd in (["init", "-q"], ["add", "params.yaml"],
+                ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "p"]):
+        subprocess.run(["git", *cmd], check=True)
+    Path("params.yaml").write_text(yaml.safe_dump({**raw, "train": {**raw["train"], "lr": 0.01,
+                                                                    "patience": 7}}))
+    base = compare_command.baseline("HEAD")
+    assert base["train.lr"] == raw["train"]["lr"] != 0.01
+    assert base["train.patience"] == 7  # not in the commit: the workspace's
+    assert list(base) == list(flatten(raw))
