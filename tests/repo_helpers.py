@@ -18,6 +18,10 @@ PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "commands", "mnist_dvc", "
                  ".dvcignore", ".gitignore", "plots"]  # plots/: the page template .dvc/config names
 TINY = {"data.train_limit": 1200, "data.test_limit": 400,
         "train.epochs": 1, "train.batch_size": 32, "train.precision": "fp32"}
+# Fewer steps still, for the tests of what runs around training (the study runner, remotes): 250
+# training images, 4 steps of 64. The model learns little: those tests need runs, not accuracy.
+FEW = {"data.train_limit": 300, "data.test_limit": 100,
+       "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32"}
 
 
 def copy_project(path: Path, names: list[str] = PROJECT_FILES) -> Path:

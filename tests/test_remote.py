@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from repo_helpers import TINY, env_with, make_repo, run
+from repo_helpers import FEW, env_with, make_repo, run
 
 # Each builds a git + DVC repo and runs the pipeline in it: left out by `make test-fast`.
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,7 @@ def test_experiments_and_models_travel_between_clones(tmp_path, mnist_dir):
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
 
     # Machine A: a DVC remote in the repo config, the baseline on the git remote, two experiments.
-    a = make_repo(tmp_path / "a", TINY)
+    a = make_repo(tmp_path / "a", FEW)
     run(a, "dvc", "remote", "add", "--default", "shared", str(storage))
     run(a, "git", "commit", "-qm", "DVC remote", ".dvc/config")
     run(a, "git", "remote", "add", "origin", str(origin))
@@ -97,7 +97,7 @@ def test_documented_sweep_setup_runs_as_typed(tmp_path, mnist_dir):
     project, origin, storage = tmp_path / "project.git", tmp_path / "team.git", tmp_path / "storage"
     for bare in (project, origin):
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    template = make_repo(tmp_path / "template", TINY)
+    template = make_repo(tmp_path / "template", FEW)
     run(template, "git", "push", "-q", str(project), "HEAD:main")
     gitconfig = tmp_path / "gitconfig"  # the user's own git identity, which the queue needs
     gitconfig.write_text("[user]\n\tname = t\n\temail = t@example.com\n")

@@ -1,5 +1,6 @@
-"""The study runner on a tiny plan (two cells x two seeds, tiny data) in its own git + DVC repo:
-it runs only what is missing, resumes after a kill, and never counts rows of other code."""
+"""The study runner on a tiny plan (two cells x two seeds, repo_helpers.FEW's data) in its own git
++ DVC repo: it runs only what is missing, resumes after a kill, and never counts rows of other
+code."""
 
 import csv
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.repo_helpers import TINY, env_with, make_repo, run
+from tests.repo_helpers import FEW, env_with, make_repo, run
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,7 @@ def test_runner_runs_the_missing_resumes_after_a_kill_and_refuses_other_code(tmp
     folder); a finished experiment whose row was lost run again instead of taken; a row of other
     training code counted as done; the runner training the workspace's edited code instead of
     the pinned commit's."""
-    repo = make_repo(tmp_path / "repo", TINY)
+    repo = make_repo(tmp_path / "repo", FEW)
     env = {**env_with(mnist_dir), "PYTHONPATH": str(repo)}
     (repo / "study.yaml").write_text(yaml.safe_dump(PLAN, sort_keys=False))
     study(repo, env, "pin")
