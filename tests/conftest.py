@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from repo_helpers import env_with, make_repo, run
 from small_model import TEST_IMAGES, TRAIN_IMAGES, VALID_IMAGES, SmallModel, train_small_model
 
 from mnist_dvc import data, find_mnist
@@ -49,6 +50,18 @@ def small_model(tmp_path_factory, mnist_train, mnist_test, default_raw) -> Small
     torch_save(train_small_model(default_raw, train, valid, test), weights)
     weights.chmod(0o444)
     return SmallModel(weights, valid, test)
+
+
+@pytest.fixture(scope="session")
+def tiny_baseline(tmp_path_factory, mnist_dir) -> Path:
+    """A repo (make_repo: TINY) after one `dvc repro`, its results committed as the baseline:
+    built once for the e2e tests that start from it. Never changed: each works on a copy
+    (repo_helpers.copy_repo), which starts up to date."""
+    path = make_repo(tmp_path_factory.mktemp("tiny_baseline") / "repo")
+    run(path, "dvc", "repro", env=env_with(mnist_dir))
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-qm", "baseline")
+    return path
 
 
 @pytest.fixture

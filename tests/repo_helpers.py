@@ -66,6 +66,14 @@ def make_repo(path: Path, overrides: dict = TINY) -> Path:
     return path
 
 
+def copy_repo(source: Path, path: Path) -> Path:
+    """A copy of the git + DVC repo `source` at `path`: its commits, workspace and DVC cache, so it
+    is as up to date as `source`; with its own DVC site cache."""
+    shutil.copytree(source, path, symlinks=True)
+    run(path, "dvc", "config", "--local", "core.site_cache_dir", str(path.parent / "site-cache"))
+    return path
+
+
 def env_with(mnist_dir: Path) -> dict:
     env = dict(os.environ, MNIST_LOCAL_DIR=str(mnist_dir))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"

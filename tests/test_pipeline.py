@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from repo_helpers import env_with, make_repo, run
+from repo_helpers import copy_repo, env_with, run
 
 from mnist_dvc import handin, results
 
@@ -15,14 +15,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, mnist_dir):
-    """A repo after one `dvc repro`, its results committed."""
-    path = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
-    env = env_with(mnist_dir)
-    run(path, "dvc", "repro", env=env)
-    run(path, "git", "add", "-A")
-    run(path, "git", "commit", "-qm", "baseline")
-    return path
+def repo(tmp_path_factory, tiny_baseline):
+    """A repo after one `dvc repro`, its results committed: a copy of the session's tiny_baseline."""
+    return copy_repo(tiny_baseline, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def test_repro_leaves_model_metrics_and_figures(repo):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from repo_helpers import env_with, make_repo, run
+from repo_helpers import copy_repo, env_with, run
 
 # Each builds a git + DVC repo and runs the pipeline in it: left out by `make test-fast`.
 pytestmark = pytest.mark.e2e
@@ -24,13 +24,10 @@ RESULTS = ["models/model.pt", "metrics/train.json", "metrics/timing.json", "metr
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, mnist_dir):
-    """A repo after one good `dvc repro`, its results committed as the baseline."""
-    path = make_repo(tmp_path_factory.mktemp("user") / "repo")
-    run(path, "dvc", "repro", env=env_with(mnist_dir))
-    run(path, "git", "add", "-A")
-    run(path, "git", "commit", "-qm", "baseline")
-    return path
+def repo(tmp_path_factory, tiny_baseline):
+    """A repo after one good `dvc repro`, its results committed as the baseline: a copy of the
+    session's tiny_baseline."""
+    return copy_repo(tiny_baseline, tmp_path_factory.mktemp("user") / "repo")
 
 
 def snapshot(repo: Path) -> dict:
