@@ -11,9 +11,9 @@ command compares whatever experiments you ran, into comparison/ by default:
 Groups runs into cells (the same params but the seed) and writes comparison/comparison.md: per
 cell the mean, sd and 95% interval of test accuracy and of the course's graded accuracy, and
 paired differences against the baseline cell (params.yaml as the --rev commit holds it).
-Figures: each cell's per-epoch error curves, and the cells' test errors with their intervals. Reading experiments also
-merges them into comparison/runs.csv and histories.csv (DVC's experiment refs stay on the machine
-that ran them; commit these files to keep the rows).
+Figures: each cell's per-epoch error curves, and the cells' test errors with their intervals.
+Reading experiments also merges them into comparison/runs.csv and histories.csv (DVC's
+experiment refs stay on the machine that ran them; commit these files to keep the rows).
 """
 
 import argparse
