@@ -13,7 +13,7 @@ from mnist_dvc import course, handin, paths
 from mnist_dvc.cli import run_command
 from mnist_dvc.course import CourseConvNet, course_inputs, load_course_net
 from mnist_dvc.errors import MnistError
-from mnist_dvc.inference import logits_of
+from mnist_dvc.inference import accuracy, logits_of
 from mnist_dvc.model import MyConvNet, load_model
 
 LOOP_IMAGES = 500  # test images in the one run of the course's literal loop (20 ms each)
@@ -149,6 +149,16 @@ def test_graded_accuracy_by_hand_where_every_wrong_formula_differs():
     assert abs(wrong_axis - 1.25 / 3) > 1e-3  # the example tells the axes apart
 
 
+def test_an_empty_set_expects_a_score_of_0_with_sd_0():
+    """No images: the grader expects 0 with sd 0, as accuracy() gives 0 for no rows (the mean of
+    nothing would be NaN). Bugs caught (mutation testing): the empty case returning 1 for the
+    score or for its sd."""
+    nothing, no_labels = torch.empty(0, 10), torch.empty(0, dtype=torch.long)
+    assert handin.expected_score(torch.empty(0, dtype=torch.float64)) == (0.0, 0.0)
+    assert handin.graded_accuracy(nothing, no_labels) == 0.0
+    assert handin.graded_accuracy_sd(nothing, no_labels) == 0.0
+
+
 def test_factor_is_the_smallest_within_tolerance_on_valid():
     """Every row puts e^a = 81 on the right class and 1 on nine others: p = 81/90 = 0.9 at T=1,
     729/738 = 0.9878 at 1.5, 6561/6570 = 0.99863 at 2 (short of 1 - 0.0005), 0.99998 at 3."""
@@ -157,6 +167,40 @@ def test_factor_is_the_smallest_within_tolerance_on_valid():
     assert handin.choose_factor(logits, torch.zeros(4, dtype=torch.long)) == 3.0
     # A tie everywhere: no factor helps, so the smallest of the best (1).
     assert handin.choose_factor(torch.zeros(4, 10), torch.zeros(4, dtype=torch.long)) == 1.0
+
+
+def test_grade_reports_each_split_raw_and_sharpened():
+    """handin.grade, entry by entry: the factor chosen on valid only (3, as above), and for each
+    split the argmax accuracy and the graded score with its sd, of the raw logits and of the
+    logits times the factor. The test split has a wrong image and an unsure right one, so that
+    every entry differs from its neighbours'. Bugs caught (mutation testing): the sd after
+    sharpening computed from logits / factor (only the hand-in command's printed table shows that
+    sd, and no test read it), and any entry taken from the other split or the unsharpened logits."""
+    valid_logits = torch.zeros(4, 10)
+    valid_logits[:, 0] = math.log(81)
+    valid_labels = torch.zeros(4, dtype=torch.long)
+    test_logits = torch.zeros(3, 10)
+    test_logits[0, 1] = 2.0  # right, unsure: p = e^2 / (e^2 + 9) = 0.45
+    test_logits[1, 2] = 4.0  # right, sure
+    test_logits[2, 3] = 3.0  # wrong: label 4
+    test_labels = torch.tensor([1, 2, 4])
+    result = handin.grade((valid_logits, valid_labels), (test_logits, test_labels))
+    assert result["factor"] == 3.0
+    for split, (logits, labels) in (("valid", (valid_logits, valid_labels)),
+                                     ("test", (test_logits, test_labels))):
+        assert result[split] == {
+            "argmax": accuracy(logits, labels),
+            "graded": handin.graded_accuracy(logits, labels),
+            "graded_sd": handin.graded_accuracy_sd(logits, labels),
+            "handin_graded": handin.graded_accuracy(logits * 3, labels),
+            "handin_graded_sd": handin.graded_accuracy_sd(logits * 3, labels),
+        }, split
+    test = result["test"]
+    assert test["argmax"] == pytest.approx(2 / 3)
+    # the case tells the entries apart: sharpening moves both numbers, and / 3 moves them otherwise
+    assert len({test["graded"], test["handin_graded"], test["argmax"]}) == 3
+    assert len({test["graded_sd"], test["handin_graded_sd"],
+                handin.graded_accuracy_sd(test_logits / 3, test_labels)}) == 3
 
 
 def test_sharpened_scales_the_last_layer_only():
@@ -173,3 +217,23 @@ def test_file_name_refuses_what_the_course_cannot_take(student_id, name):
     with pytest.raises(MnistError):
         handin.file_name(student_id, name)
     assert handin.file_name("21000000", "ZhangSan") == "hw7_21000000_ZhangSan.pth"
+
+
+def test_each_refusal_of_a_name_or_folder_says_how_to_fix_it(tmp_path):
+    """The hand-in's three refusals, word for word: each names the problem, then the fix with an
+    example. Bugs caught (mutation testing): the fix's half of a message garbled or dropped (the
+    command's tests above check the problem's half only)."""
+    with pytest.raises(MnistError) as error:
+        handin.file_name("2100a000", "zhangsan")
+    assert str(error.value) == ("student id '2100a000' must be digits only: pass your student "
+                                "number, e.g. mnist-dvc handin 21000000 zhangsan")
+    with pytest.raises(MnistError) as error:
+        handin.file_name("21000000", "zhang san")
+    assert str(error.value) == ("name 'zhang san' must be ASCII letters only: write it in pinyin "
+                                "without spaces, tones or accents, e.g. zhangsan")
+    missing = tmp_path / "none"
+    with pytest.raises(MnistError) as error:
+        handin.output_path(missing, "21000000", "zhangsan")
+    assert str(error.value) == (f"output folder {missing} does not exist: create it (mkdir -p "
+                                f"{missing}) or pass an existing one with --out")
+    assert handin.output_path(tmp_path, "21000000", "zhangsan") == tmp_path / "hw7_21000000_zhangsan.pth"
