@@ -174,9 +174,14 @@ def test_train_stage_output_reaches_a_log_as_it_happens(repo, mnist_dir, tmp_pat
 
 def test_ci_fails_when_pytest_collects_no_tests():
     """Bug: CI passing green when pytest collected nothing (exit 5), e.g. after a bad rename of
-    tests/ or a PYTEST_ARGS typo, or make hiding why it failed."""
+    tests/ or a PYTEST_ARGS typo, or make hiding why it failed. Run under `make test
+    PYTEST_ARGS=...`, the inner make would take the outer command line's PYTEST_ARGS from
+    MAKEFLAGS over this environment's and run the whole suite again: CI starts with no make above
+    it, so neither does this."""
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "VENV": str(VENV_BIN.parent), "PYTEST_ARGS": "-k zzz_matches_no_test"}
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env |= {"VENV": str(VENV_BIN.parent), "PYTEST_ARGS": "-k zzz_matches_no_test"}
     done = subprocess.run([str(root / ".ci" / "run")], cwd=root, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode != 0
