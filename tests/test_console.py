@@ -1,6 +1,7 @@
 """`mnist-dvc`, the console script pip installs from pyproject.toml (make's set-up installs the
 project editable): its subcommands run from any folder and each --help names how it was run."""
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -19,21 +20,44 @@ def run(args, cwd):
     return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
+def help_of(run, capsys) -> str:
+    """What `--help` prints when `run()` (a command's entry point, in this process) gets it."""
+    with pytest.raises(SystemExit) as done:
+        run()
+    out = capsys.readouterr().out
+    assert done.value.code == 0, out
+    return out
+
+
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
-def test_each_subcommand_help_names_the_real_invocation_from_any_folder(name, tmp_path):
-    """Run in a folder outside the clone. Catches the project not installed into the venv (no
-    script, or ModuleNotFoundError: mnist_dvc), and help that says `usage: grade.py`, a command
-    no one can type."""
-    done = run([SCRIPT, name, "--help"], tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"usage: mnist-dvc {name} "), done.stdout[:200]
+def test_each_subcommand_help_names_the_real_invocation_from_any_folder(name, tmp_path, monkeypatch,
+                                                                        capsys):
+    """In a folder outside the clone, through the console script's main (the script itself runs
+    below, once). Catches help that says `usage: grade.py`, a command no one can type."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    help_text = help_of(lambda: cli.main([name, "--help"]), capsys)
+    assert help_text.startswith(f"usage: mnist-dvc {name} "), help_text[:200]
 
 
+@pytest.mark.filterwarnings("ignore:'commands.*' found in sys.modules:RuntimeWarning")  # cli imported it
 @pytest.mark.parametrize("name", ["grade", "handin", "predict", "compare", "study"])
-def test_module_help_names_python_m(name):
-    """`python -m commands.X --help` in the clone shows that command, not `X.py`."""
-    done = run([sys.executable, "-m", f"commands.{name}", "--help"], ROOT)
-    assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m commands.{name} "), done
+def test_module_help_names_python_m(name, monkeypatch, capsys):
+    """`python -m commands.X --help` in the clone shows that command, not `X.py` (runpy runs the
+    module as `python -m` does)."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", [f"commands.{name}", "--help"])
+    help_text = help_of(lambda: runpy.run_module(f"commands.{name}", run_name="__main__",
+                                                 alter_sys=True), capsys)
+    assert help_text.startswith(f"usage: python -m commands.{name} "), help_text[:200]
+
+
+def test_the_installed_script_runs_a_command_from_any_folder(tmp_path):
+    """The script pip installed, outside the clone. Catches the project not installed into the
+    venv (no script, or ModuleNotFoundError: mnist_dvc)."""
+    done = run([SCRIPT, "grade", "--help"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: mnist-dvc grade "), done.stdout[:200]
 
 
 def test_listing_and_an_unknown_command(tmp_path):
