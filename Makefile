@@ -23,9 +23,12 @@ study: $(INSTALLED)
 	pid=$$!; sleep 1; echo 10 > /proc/$$pid/autogroup 2>/dev/null || true; \
 	echo "study: running as process group $$pid (log: study.log; stop: kill -- -$$pid)"
 
+# Tests run in parallel (pytest-xdist), one worker per core, each file whole on one worker (its
+# module fixtures built once); TEST_JOBS=0 runs them in one process (for pdb, -x, print debugging).
 # make turns any failing recipe into exit 2, so pytest's "collected no tests" (exit 5) is named here.
+TEST_JOBS ?= auto
 define run_pytest
-	@status=0; $(PYTHON) -m pytest -q $(1) $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadfile $(1) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then \
 	  echo "make $@: pytest collected no tests (exit 5): check tests/ and PYTEST_ARGS" >&2; fi; \
 	exit $$status
