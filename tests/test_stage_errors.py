@@ -1,10 +1,14 @@
 """Bad inputs through the real stage scripts, as a user runs them: `python -m stages.<name>`.
 
 Every case must exit non-zero with exactly one stderr line, "error: ..." naming the problem and
-the fix, no traceback, and leave neither the stage's output nor any temporary file behind.
+the fix, no traceback, and leave neither the stage's output nor any temporary file behind. One
+case of each kind (a bad param, a broken IDX file, a model that runs code, a NaN) runs the stage
+in a process of its own, the contract end to end; the others run the stage's main in this process
+through the same cli.run_stage (a second interpreter costs 1.5 s of importing torch a case).
 """
 
 import gzip
+import importlib
 import os
 import shutil
 import struct
@@ -16,7 +20,7 @@ import pytest
 import torch
 from repo_helpers import copy_project, run, write_params
 
-from mnist_dvc import download, mnist
+from mnist_dvc import cli, download, mnist
 from mnist_dvc.model import MyConvNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +46,28 @@ def run_stage(project: Path, name: str, local_dir=None) -> subprocess.CompletedP
     if local_dir is not None:
         env[download.LOCAL_DIR_ENV] = str(local_dir)
     return run(project, sys.executable, "-m", f"stages.{name}", env=env, check=False, timeout=300)
+
+
+@pytest.fixture
+def run_stage_here(monkeypatch, capsys):
+    """run_stage in this process: the stage's main through cli.run_stage, with its exit code and
+    what it printed, as a CompletedProcess."""
+    def run_here(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
+        with monkeypatch.context() as patch:
+            patch.chdir(project)
+            patch.delenv("MNIST_THREADS", raising=False)
+            patch.delenv(download.LOCAL_DIR_ENV, raising=False)
+            if local_dir is not None:
+                patch.setenv(download.LOCAL_DIR_ENV, str(local_dir))
+            capsys.readouterr()
+            try:
+                cli.run_stage(importlib.import_module(f"stages.{name}").main)
+                code = 0
+            except SystemExit as exit:
+                code = exit.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["stages." + name], code, out, err)
+    return run_here
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -90,22 +116,22 @@ PARAMS_FIX = "(fix it in params.yaml or with -S"
      ["optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm", PARAMS_FIX]),
     ({"train.lrr": 0.1}, ["unknown key train.lrr: allowed keys are train.epochs"]),
 ])
-def test_bad_params_fail_before_splitting(tmp_path, mnist_dir, overrides, fragments):
+def test_bad_params_fail_before_splitting(tmp_path, mnist_dir, overrides, fragments, run_stage_here):
     # Bugs caught: a stage that writes before validating params; a bad value surfacing as a
     # traceback instead of one "error: params.yaml: ..." line.
     project = make_project(tmp_path / "project", **overrides)
-    assert run_stage(project, "fetch", local_dir=mnist_dir).returncode == 0
-    done = run_stage(project, "split")
+    assert run_stage_here(project, "fetch", local_dir=mnist_dir).returncode == 0
+    done = (run_stage if "optimizer" in overrides else run_stage_here)(project, "split")
     assert_one_line_error(done, "error: params.yaml: ", *fragments)
     assert_nothing_left(project, "data/prepared")
 
 
-def test_batch_larger_than_training_set(tmp_path, mnist_dir):
+def test_batch_larger_than_training_set(tmp_path, mnist_dir, run_stage_here):
     project = make_project(tmp_path / "project", **{"data.train_limit": 100, "data.test_limit": 100})
     for stage in ("fetch", "split"):
-        assert run_stage(project, stage, local_dir=mnist_dir).returncode == 0
+        assert run_stage_here(project, stage, local_dir=mnist_dir).returncode == 0
     write_params(project, {"data.train_limit": 100, "data.test_limit": 100, "train.batch_size": 500})
-    done = run_stage(project, "train")
+    done = run_stage_here(project, "train")
     assert_one_line_error(done, "train.batch_size = 500 is larger than the training set (83 images)",
                           "lower train.batch_size")
     assert_nothing_left(project, *TRAIN_OUTPUTS)
@@ -197,12 +223,13 @@ TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
      ["train has 20 images but 19 labels", "fetch them again"]),
 ], ids=["wrong-magic", "dims-disagree-with-size", "absurd-image-count", "absurd-label-count",
         "count-mismatch"])
-def test_split_refuses_broken_idx(tmp_path, files, fragments):
+def test_split_refuses_broken_idx(tmp_path, files, fragments, run_stage_here, request):
     project = make_project(tmp_path / "project")
     (project / "data/raw").mkdir(parents=True)
     for name, raw in files.items():
         (project / "data/raw" / name).write_bytes(gzip.compress(raw))
-    done = run_stage(project, "split")
+    end_to_end = request.node.callspec.id == "wrong-magic"
+    done = (run_stage if end_to_end else run_stage_here)(project, "split")
     assert_one_line_error(done, *fragments)
     assert_nothing_left(project, "data/prepared")
 
@@ -233,14 +260,14 @@ def test_evaluate_refuses_pickle_that_runs_code(tmp_path, prepared):
     assert_nothing_left(project, *EVALUATE_OUTPUTS)
 
 
-def test_evaluate_names_layer_with_wrong_shape(tmp_path, prepared):
+def test_evaluate_names_layer_with_wrong_shape(tmp_path, prepared, run_stage_here):
     project = make_project(tmp_path / "project")
     copy_prepared(prepared, project)
     state = MyConvNet().state_dict()
     state["fc.4.weight"] = torch.zeros(11, 98)
     (project / "models").mkdir()
     torch.save(state, project / "models/model.pt")
-    done = run_stage(project, "evaluate")
+    done = run_stage_here(project, "evaluate")
     assert_one_line_error(done, "layer fc.4.weight has shape [11, 98], MyConvNet expects [10, 98]",
                           "retrain with dvc repro train")
     assert_nothing_left(project, *EVALUATE_OUTPUTS)
@@ -262,7 +289,7 @@ NAN_IN_EPOCH_TWO = {"optimizer": "sgdm", "scheduler": "warmup", "warmup.epochs":
      ["in epoch 2: lower train.lr (now 0.07); the best model so far (epoch 1) is kept in the checkpoint"]),
 ], ids=["nan-in-epoch-1", "nan-in-epoch-2"])
 def test_train_stops_on_nan_and_keeps_earlier_model(tmp_path, prepared, diverging, earlier_model,
-                                                   fragments):
+                                                   fragments, run_stage_here):
     # Bugs caught: a NaN run that writes a model or metrics, overwrites an earlier good model, or
     # promises a checkpoint that is not on disk.
     project = make_project(tmp_path / "project", **{
@@ -272,7 +299,7 @@ def test_train_stops_on_nan_and_keeps_earlier_model(tmp_path, prepared, divergin
     if earlier_model is not None:
         (project / "models").mkdir()
         (project / "models/model.pt").write_bytes(earlier_model)
-    done = run_stage(project, "train")
+    done = (run_stage if earlier_model is not None else run_stage_here)(project, "train")
     assert_one_line_error(done, "error: training loss became ", *fragments)
     assert (project / "checkpoints/train.pt").is_file() == (earlier_model is not None)
     if earlier_model is None:
