@@ -4,11 +4,10 @@ Every case must exit non-zero with exactly one stderr line, "error: ..." naming 
 the fix, no traceback, and leave neither the stage's output nor any temporary file behind. One
 case of each kind (a bad param, a broken IDX file, a model that runs code, a NaN) runs the stage
 in a process of its own, the contract end to end; the others run the stage's main in this process
-through the same cli.run_stage (a second interpreter costs 1.5 s of importing torch a case).
+(tests/in_process.py: a second interpreter costs 1.5 s of importing torch a case).
 """
 
 import gzip
-import importlib
 import os
 import shutil
 import struct
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from in_process import run_module
 from repo_helpers import copy_project, run, write_params
 
-from mnist_dvc import cli, download, mnist
+from mnist_dvc import download, mnist
 from mnist_dvc.model import MyConvNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,23 +50,10 @@ def run_stage(project: Path, name: str, local_dir=None) -> subprocess.CompletedP
 
 @pytest.fixture
 def run_stage_here(monkeypatch, capsys):
-    """run_stage in this process: the stage's main through cli.run_stage, with its exit code and
-    what it printed, as a CompletedProcess."""
+    """run_stage in this process (tests/in_process.py)."""
     def run_here(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
-        with monkeypatch.context() as patch:
-            patch.chdir(project)
-            patch.delenv("MNIST_THREADS", raising=False)
-            patch.delenv(download.LOCAL_DIR_ENV, raising=False)
-            if local_dir is not None:
-                patch.setenv(download.LOCAL_DIR_ENV, str(local_dir))
-            capsys.readouterr()
-            try:
-                cli.run_stage(importlib.import_module(f"stages.{name}").main)
-                code = 0
-            except SystemExit as exit:
-                code = exit.code
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["stages." + name], code, out, err)
+        return run_module(f"stages.{name}", cwd=project, monkeypatch=monkeypatch, capsys=capsys,
+                          env={download.LOCAL_DIR_ENV: None if local_dir is None else str(local_dir)})
     return run_here
 
 
