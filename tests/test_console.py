@@ -1,12 +1,12 @@
 """`mnist-dvc`, the console script pip installs from pyproject.toml (make's set-up installs the
 project editable): its subcommands run from any folder and each --help names how it was run."""
 
-import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from in_process import run_module
 from repo_helpers import mark_project
 
 from commands import cli
@@ -40,16 +40,12 @@ def test_each_subcommand_help_names_the_real_invocation_from_any_folder(name, tm
     assert help_text.startswith(f"usage: mnist-dvc {name} "), help_text[:200]
 
 
-@pytest.mark.filterwarnings("ignore:'commands.*' found in sys.modules:RuntimeWarning")  # cli imported it
 @pytest.mark.parametrize("name", ["grade", "handin", "predict", "compare", "study"])
 def test_module_help_names_python_m(name, monkeypatch, capsys):
-    """`python -m commands.X --help` in the clone shows that command, not `X.py` (runpy runs the
-    module as `python -m` does)."""
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(sys, "argv", [f"commands.{name}", "--help"])
-    help_text = help_of(lambda: runpy.run_module(f"commands.{name}", run_name="__main__",
-                                                 alter_sys=True), capsys)
-    assert help_text.startswith(f"usage: python -m commands.{name} "), help_text[:200]
+    """`python -m commands.X --help` in the clone (tests/in_process.py) shows that command, not
+    `X.py`."""
+    done = run_module(f"commands.{name}", "--help", cwd=ROOT, monkeypatch=monkeypatch, capsys=capsys)
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m commands.{name} "), done
 
 
 def test_the_installed_script_runs_a_command_from_any_folder(tmp_path):
