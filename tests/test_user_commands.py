@@ -18,6 +18,7 @@ from repo_helpers import copy_repo, env_with, run
 # Each builds a git + DVC repo and runs the pipeline in it: left out by `make test-fast`.
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 RESULTS = ["models/model.pt", "metrics/train.json", "metrics/timing.json", "metrics/history.csv",
            "metrics/test.json", "metrics/classes.csv", "metrics/predictions.csv"]
@@ -40,7 +41,7 @@ def restore_params(repo: Path) -> None:
 
 def readme_first_screen() -> list[str]:
     """The commands of the README's second code block (the first screen, after `make`)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     block = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)[1]
     return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
 
@@ -48,7 +49,8 @@ def readme_first_screen() -> list[str]:
 def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
     """Bug: the README's commands only work with the venv's bin on PATH by accident (as in the
     other tests), so `dvc` is "command not found" for a user, or the stage runs the system python.
-    Here PATH has no venv at all: only `source .venv/bin/activate`, as the README says, provides it."""
+    Here PATH has no venv at all: only `source .venv/bin/activate`, as the README says, provides it.
+    Its experiment then shows the README's `dvc exp show` line readable (one experiment for both)."""
     env = {k: v for k, v in env_with(mnist_dir).items() if k not in ("VIRTUAL_ENV",)}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
                                   if Path(p).resolve() != VENV_BIN.resolve())
@@ -69,6 +71,20 @@ def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
     assert nadam["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam"
     # Trained anew with nadam (1 tiny epoch: the value itself says little), not the baseline's copy.
     assert nadam["data"]["metrics"]["metrics/test.json"]["data"]["test_acc"] != baseline
+
+    # The README's `dvc exp show` line on that experiment: the changed param and the metrics, no
+    # file-hash columns, a screen's width of columns. Catches plain `dvc exp show` (about 100
+    # columns, most of them hashes) and a --drop pattern that matches nothing (DVC matches it
+    # against the whole column name: `--drop '/'` drops no column).
+    line = re.search(r"^dvc exp show (.*?)\s+#", (ROOT / "README.md").read_text(), flags=re.M)
+    assert line, "README shows no dvc exp show command"
+    activate = f"source {VENV_BIN / 'activate'}"
+    done = run(repo, "bash", "-c", f"{activate} && dvc exp show {line.group(1)}", env=env)
+    header = [c.strip() for c in done.stdout.splitlines()[0].strip("|").split("|")]
+    assert {"Experiment", "optimizer", "test_acc", "handin_test_acc_graded"} <= set(header), header
+    assert not [c for c in header if "/" in c], header
+    assert len(header) <= 25, header
+    assert not re.search(r"\b[0-9a-f]{32}\b", done.stdout), done.stdout
     run(repo, "git", "checkout", "--", "params.yaml", "dvc.lock", "metrics", "figures")
     run(repo, "dvc", "checkout", "-q", env=env_with(mnist_dir), check=False)
 
@@ -178,7 +194,7 @@ def test_ci_fails_when_pytest_collects_no_tests():
     PYTEST_ARGS=...`, the inner make would take the outer command line's PYTEST_ARGS from
     MAKEFLAGS over this environment's and run the whole suite again: CI starts with no make above
     it, so neither does this."""
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     env = {key: value for key, value in os.environ.items()
            if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env |= {"VENV": str(VENV_BIN.parent), "PYTEST_ARGS": "-k zzz_matches_no_test"}
@@ -188,24 +204,3 @@ def test_ci_fails_when_pytest_collects_no_tests():
     assert "pytest collected no tests (exit 5)" in done.stderr
 
 
-def test_readme_exp_show_form_is_readable(repo, mnist_dir):
-    """The README's `dvc exp show` line, run as written after an experiment: the changed param and
-    the metrics, no file-hash columns, a screen's width of columns. Catches plain `dvc exp show`
-    (about 100 columns, most of them hashes) and a --drop pattern that matches nothing (DVC
-    matches it against the whole column name: `--drop '/'` drops no column)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    line = re.search(r"^dvc exp show (.*?)\s+#", readme, flags=re.M)
-    assert line, "README shows no dvc exp show command"
-    run(repo, "dvc", "exp", "run", "-S", "optimizer=nadam", "-n", "readme-show", env=env_with(mnist_dir))
-    try:
-        done = run(repo, "bash", "-c", f"dvc exp show {line.group(1)}", env=env_with(mnist_dir))
-        header = [c.strip() for c in done.stdout.splitlines()[0].strip("|").split("|")]
-        assert {"Experiment", "optimizer", "test_acc", "handin_test_acc_graded"} <= set(header), header
-        assert not [c for c in header if "/" in c], header
-        assert len(header) <= 25, header
-        assert not re.search(r"\b[0-9a-f]{32}\b", done.stdout), done.stdout
-    finally:
-        run(repo, "dvc", "exp", "remove", "readme-show", check=False)
-        restore_params(repo)
-        run(repo, "git", "checkout", "--", "dvc.lock", "metrics", "figures")
-        run(repo, "dvc", "checkout", "-q", env=env_with(mnist_dir), check=False)
