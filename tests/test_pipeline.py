@@ -121,22 +121,6 @@ def test_metrics_and_plots_are_declared(repo):
     assert "up to date" in run(repo, "dvc", "status").stdout
 
 
-def test_exp_run_with_another_optimizer(repo, mnist_dir):
-    env = env_with(mnist_dir)
-    run(repo, "dvc", "exp", "run", "-S", "optimizer=nadam", "-n", "nadam-1", env=env)
-    rows = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
-    experiments = [exp for row in rows for exp in (row.get("experiments") or [])]
-    names = {e["revs"][0]["name"]: e["revs"][0]["data"] for e in experiments}
-    assert "nadam-1" in names
-    nadam = names["nadam-1"]
-    assert nadam["params"]["params.yaml"]["data"]["optimizer"] == "nadam"
-    assert "test_acc" in nadam["metrics"]["metrics/test.json"]["data"]
-    diff = run(repo, "dvc", "metrics", "diff", "--json", env=env).stdout
-    assert "metrics/test.json" in json.loads(diff)
-    run(repo, "git", "checkout", "--", "params.yaml", "dvc.lock", "metrics", "figures")
-    run(repo, "dvc", "checkout", "-q", env=env, check=False)
-
-
 def test_typo_in_optimizer_fails_before_training(repo, mnist_dir):
     done = run(repo, "dvc", "exp", "run", "-S", "optimizer=nadamm", env=env_with(mnist_dir), check=False)
     assert done.returncode != 0

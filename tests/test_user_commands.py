@@ -59,7 +59,8 @@ def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
     assert commands == ["source .venv/bin/activate", "dvc repro", "dvc metrics diff",
                         "dvc exp run -S optimizer=nadam"]
     # As typed, but the venv is this test run's (the throwaway repo has none of its own).
-    script = " && ".join(commands).replace(".venv/bin/activate", str(VENV_BIN / "activate"))
+    activate = f"source {VENV_BIN / 'activate'}"
+    script = " && ".join(commands).replace("source .venv/bin/activate", activate)
     done = subprocess.run(["bash", "-c", script + " && dvc exp show --json"], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -69,8 +70,11 @@ def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
     nadam = next(e for e in experiments
                  if e["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam")
     assert nadam["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam"
-    # Trained anew with nadam (1 tiny epoch: the value itself says little), not the baseline's copy.
+    # Trained anew with nadam (1 tiny epoch: the value itself says little), not the baseline's copy,
+    # and `dvc metrics diff` (the workspace holds the experiment's results) shows it against HEAD.
     assert nadam["data"]["metrics"]["metrics/test.json"]["data"]["test_acc"] != baseline
+    diff = json.loads(run(repo, "bash", "-c", f"{activate} && dvc metrics diff --json", env=env).stdout)
+    assert diff["metrics/test.json"]["test_acc"]["old"] == baseline, diff
 
     # The README's `dvc exp show` line on that experiment: the changed param and the metrics, no
     # file-hash columns, a screen's width of columns. Catches plain `dvc exp show` (about 100
@@ -78,7 +82,6 @@ def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
     # against the whole column name: `--drop '/'` drops no column).
     line = re.search(r"^dvc exp show (.*?)\s+#", (ROOT / "README.md").read_text(), flags=re.M)
     assert line, "README shows no dvc exp show command"
-    activate = f"source {VENV_BIN / 'activate'}"
     done = run(repo, "bash", "-c", f"{activate} && dvc exp show {line.group(1)}", env=env)
     header = [c.strip() for c in done.stdout.splitlines()[0].strip("|").split("|")]
     assert {"Experiment", "optimizer", "test_acc", "handin_test_acc_graded"} <= set(header), header
