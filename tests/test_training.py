@@ -143,9 +143,11 @@ def test_tiny_training_run_learns(make_params, tiny):
     # Bugs caught: no learning; history fields renamed; best_state not the selected epoch's weights.
     result = fit(quick(make_params), *tiny)
     assert result.epoch == 2 and len(result.history) == 2
-    # 2 epochs on 600 digits reach about 0.9 on valid; chance is 0.1. Under 0.8 the optimizer did
-    # not step, the gradient was lost, or labels and images were paired wrongly.
-    assert result.best_valid_acc > 0.8
+    # 2 epochs of 10 steps on 600 digits reach 0.77 on valid with one thread, 0.80 with two (the
+    # reduction order moves it; measured 2026-12-06 on the 2-core Xeon with AMX); chance is 0.1.
+    # Under 0.6 the optimizer did not step, the gradient was lost, or labels and images were
+    # paired wrongly.
+    assert result.best_valid_acc > 0.6
     assert result.best_epoch == valid_best_epoch(result.history)
     best = result.history[result.best_epoch - 1]
     assert (result.best_valid_acc, result.best_valid_loss) == (best["valid_acc"], best["valid_loss"])
