@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,12 @@ from mnist_dvc.errors import MnistError
 from mnist_dvc.params import parse_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Under `make test` (pytest-xdist, a worker per core) each worker's torch gets its share of the
+# cores, not all of them: two workers of two threads on two cores ran the fast tier slower than
+# one process did (docs/testing.md, "Where the time goes").
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.fixture(scope="session")
