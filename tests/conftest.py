@@ -21,6 +21,13 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+def pytest_collection_modifyitems(items):
+    """The end-to-end files first: `--dist loadfile` hands files to the workers in this order, and
+    the slowest of them (a minute or more each) handed out last ran alone while the other worker
+    sat idle."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The real MNIST files, found or downloaded the way the project does (find_mnist.find_or_download)."""
