@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from mnist_dvc.errors import MnistError
@@ -80,13 +83,39 @@ def test_group_must_be_a_mapping(default_raw):
         parse_params({**default_raw, "train": 5})
 
 
-def test_yaml_syntax_error_names_line(tmp_path):
+def test_yaml_syntax_error_names_its_line(tmp_path):
+    """Bug caught (mutation testing): the line number off by one or two (YAML counts from 0)."""
     path = tmp_path / "params.yaml"
-    path.write_text("seed: 0\noptimizer: [adam\n")
-    with pytest.raises(MnistError, match="is not valid YAML at line"):
+    path.write_text("seed: 0\noptimizer: adam\n  scheduler: warmup\n")
+    with pytest.raises(MnistError) as error:
         load_params(path)
+    assert str(error.value) == f"{path} is not valid YAML at line 3: fix the syntax there"
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(MnistError, match="cannot read .*params.yaml"):
+    """Bug caught (mutation testing): the fix's half of the line garbled."""
+    with pytest.raises(MnistError) as error:
         load_params(tmp_path / "params.yaml")
+    assert str(error.value) == (f"cannot read {tmp_path / 'params.yaml'}: No such file or directory: "
+                                "run from the project root, where params.yaml lives")
+
+
+def test_a_bad_value_in_a_file_names_that_file(tmp_path):
+    """Bug caught (mutation testing): load_params not passing the file's path on, so the line
+    named "params.yaml" or nothing, whichever file was wrong."""
+    path = tmp_path / "other.yaml"
+    project = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
+    path.write_text(re.sub(r"^optimizer: \w+", "optimizer: nadamm", project, count=1, flags=re.M))
+    with pytest.raises(MnistError) as error:
+        load_params(path)
+    assert str(error.value).startswith(f"{path}: optimizer = 'nadamm' is invalid"), error.value
+
+
+def test_each_process_needs_two_images_of_every_batch(make_params):
+    """The bound itself: 2 images a process is enough, 1 is not. Bug caught (mutation testing):
+    `<` written `<=`, refusing a batch that every process can take."""
+    assert make_params(**{"train.processes": 2, "train.batch_size": 4}).train.batch_size == 4
+    with pytest.raises(MnistError) as error:
+        make_params(**{"train.processes": 3, "train.batch_size": 5})
+    assert "train.batch_size = 5 is too small for train.processes = 3" in str(error.value)
+    assert "it must be >= 6" in str(error.value)
