@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from in_process import run_module
+from in_process import run_main, run_module
 from repo_helpers import mark_project
 
 from commands import cli
@@ -20,31 +20,20 @@ def run(args, cwd):
     return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def help_of(run, capsys) -> str:
-    """What `--help` prints when `run()` (a command's entry point, in this process) gets it."""
-    with pytest.raises(SystemExit) as done:
-        run()
-    out = capsys.readouterr().out
-    assert done.value.code == 0, out
-    return out
-
-
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
-def test_each_subcommand_help_names_the_real_invocation_from_any_folder(name, tmp_path, monkeypatch,
-                                                                        capsys):
-    """In a folder outside the clone, through the console script's main (the script itself runs
-    below, once). Catches help that says `usage: grade.py`, a command no one can type."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", list(sys.argv))
-    help_text = help_of(lambda: cli.main([name, "--help"]), capsys)
-    assert help_text.startswith(f"usage: mnist-dvc {name} "), help_text[:200]
+def test_each_subcommand_help_names_the_real_invocation_from_any_folder(name, tmp_path):
+    """In a folder outside the clone, through the console script's main (tests/in_process.py;
+    the script itself runs below, once). Catches help that says `usage: grade.py`, a command no
+    one can type."""
+    done = run_main(lambda: cli.main([name, "--help"]), ["mnist-dvc"], cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: mnist-dvc {name} "), done
 
 
 @pytest.mark.parametrize("name", ["grade", "handin", "predict", "compare", "study"])
-def test_module_help_names_python_m(name, monkeypatch, capsys):
+def test_module_help_names_python_m(name):
     """`python -m commands.X --help` in the clone (tests/in_process.py) shows that command, not
     `X.py`."""
-    done = run_module(f"commands.{name}", "--help", cwd=ROOT, monkeypatch=monkeypatch, capsys=capsys)
+    done = run_module(f"commands.{name}", "--help", cwd=ROOT)
     assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m commands.{name} "), done
 
 

@@ -7,8 +7,8 @@ and on which date it was measured; a command shown on a page that fails as typed
 script no longer takes, a module or make target that was renamed).
 """
 
-import atexit
-import functools
+import argparse
+import importlib.util
 import json
 import re
 import shlex
@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from in_process import run_main, run_module
+
+from commands import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md"] + sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "study.md")
@@ -165,58 +168,6 @@ def simple_commands(line: str) -> list[list[str]]:
     return result
 
 
-# One interpreter, started once, checks every `python -m` and `mnist-dvc` line a page shows: each
-# runs as typed (a module through runpy, as `python -m` runs it; the console script through its
-# main) and stops right after its argparse parser accepts the arguments (exit 0): the command as
-# typed, without its work. Torch is imported once, not once a line (1.5 s each, 48 s in all). A
-# module without a parse_args call (a stage) is only found, never run: given arguments, it fails.
-CHECKER = """
-import argparse, contextlib, importlib.util, io, json, os, runpy, sys
-from pathlib import Path
-
-parse = argparse.ArgumentParser.parse_args
-def parse_only(self, *args, **kwargs):
-    parse(self, *args, **kwargs)
-    sys.exit(0)
-argparse.ArgumentParser.parse_args = parse_only
-
-def run(kind, args):
-    if kind == "console":
-        from commands import cli
-        return cli.main(args)
-    spec = importlib.util.find_spec(args[0])
-    if spec is None:
-        sys.exit(f"no module named {args[0]}")
-    if "parse_args(" not in Path(spec.origin).read_text():
-        sys.exit(f"{args[0]} parses no arguments, given {args[1:]}" if args[1:] else 0)
-    sys.argv = list(args)
-    runpy.run_module(args[0], run_name="__main__", alter_sys=True)
-
-# Answers go out on a copy of stdout; what the commands print to fd 1 goes to stderr instead.
-requests, sys.stdin = sys.stdin, open(os.devnull)
-answers, cwd, argv = os.fdopen(os.dup(1), "w"), os.getcwd(), list(sys.argv)
-os.dup2(2, 1)
-for request in requests:
-    kind, args = json.loads(request)
-    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8") for _ in "oe")
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            run(kind, args)
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) or exit.code is None else 1
-        if isinstance(exit.code, str):
-            print(exit.code, file=err)
-    except BaseException as exc:
-        code = 1
-        print(f"{type(exc).__name__}: {exc}", file=err)
-    finally:
-        os.chdir(cwd)
-        sys.argv = list(argv)
-    texts = [stream.flush() or stream.buffer.getvalue().decode() for stream in (out, err)]
-    answers.write(json.dumps([code or 0, *texts]) + "\\n")
-    answers.flush()
-"""
 ENV = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(Path.home()),
        "MNIST_THREADS": "1"}
 
@@ -225,23 +176,31 @@ def run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, env=ENV)
 
 
-@functools.cache
-def checker() -> subprocess.Popen:
-    worker = subprocess.Popen([sys.executable, "-c", CHECKER], cwd=ROOT, env=ENV, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    atexit.register(lambda: (worker.stdin.close(), worker.wait(timeout=30)))
-    return worker
+PARSE_ARGS = argparse.ArgumentParser.parse_args
+
+
+def parse_only(parser: argparse.ArgumentParser, *args, **kwargs):
+    """argparse's parse_args, then exit 0: the command as typed, without its work."""
+    PARSE_ARGS(parser, *args, **kwargs)
+    sys.exit(0)
 
 
 def run_parse_only(kind: str, args: list[str]) -> subprocess.CompletedProcess:
-    """`python -m ARGS` (kind "module") or `mnist-dvc ARGS` (kind "console"), up to argparse."""
-    worker = checker()
-    worker.stdin.write(json.dumps([kind, args]) + "\n")
-    worker.stdin.flush()
-    answer = worker.stdout.readline()
-    assert answer, f"the command checker died on {kind} {args}"
-    code, out, err = json.loads(answer)
-    return subprocess.CompletedProcess(args, code, out, err)
+    """`python -m ARGS` (kind "module") or `mnist-dvc ARGS` (kind "console") as typed, in this
+    process (tests/in_process.py: torch is imported once, not once a line), stopped right after
+    argparse accepts the arguments. A module without a parse_args call (a stage) is only found,
+    never run: given arguments, it fails."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+        if kind == "console":
+            return run_main(lambda: cli.main(args), ["mnist-dvc", *args], cwd=ROOT)
+        spec = importlib.util.find_spec(args[0])
+        if spec is None:
+            return subprocess.CompletedProcess(args, 1, "", f"no module named {args[0]}")
+        if "parse_args(" not in Path(spec.origin).read_text():
+            given = f"{args[0]} parses no arguments, given {args[1:]}" if args[1:] else ""
+            return subprocess.CompletedProcess(args, 1 if given else 0, "", given)
+        return run_module(*args, cwd=ROOT)
 
 
 def script_python_lines(script: Path) -> list[list[str]]:
@@ -298,6 +257,8 @@ def check(command: list[str]) -> str | None:
 DOC_COMMANDS = sorted({line for page in PAGES for line in page_commands(page.read_text())})
 
 
+# torchrun, run in-process, cannot hand its fault handler a stderr without a file descriptor.
+@pytest.mark.filterwarnings("ignore:Unable to enable fault handler:UserWarning")
 @pytest.mark.parametrize("line", DOC_COMMANDS)
 def test_every_command_a_page_shows_runs_as_typed(line):
     problems = [p for command in simple_commands(line) if (p := check(command))]

@@ -227,11 +227,9 @@ def predict_in_a_process(*args, cwd):
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def predict(monkeypatch, capsys):
+def predict(*args, cwd):
     """`python -m commands.predict ARGS` in this process (tests/in_process.py)."""
-    return lambda *args, cwd: run_module("commands.predict", *args, cwd=cwd,
-                                         monkeypatch=monkeypatch, capsys=capsys)
+    return run_module("commands.predict", *args, cwd=cwd)
 
 
 def test_cli_answers_good_files_and_names_each_bad_one(model_file, project, mnist_test, tmp_path):
@@ -273,7 +271,7 @@ def test_cli_answers_good_files_and_names_each_bad_one(model_file, project, mnis
     assert "Traceback" not in result.stderr
 
 
-def test_cli_text_output_and_exit_codes(model_file, project, mnist_test, tmp_path, predict):
+def test_cli_text_output_and_exit_codes(model_file, project, mnist_test, tmp_path):
     """All good: exit 0, the line naming the probabilities, then `PATH: DIGIT (P)` per image,
     nothing on stderr (no bar off a terminal). No model in the project: exit 2 and one line saying
     how to get one; a mistyped --model: check the path (not "retrain"). A bad --top: a usage error."""
@@ -300,8 +298,7 @@ def test_cli_text_output_and_exit_codes(model_file, project, mnist_test, tmp_pat
     assert predict(paths[0], "--top", "0", "--model", model_file, cwd=project).returncode == 2
 
 
-def test_cli_probabilities_are_calibrated_and_say_so(model, project, mnist_train, mnist_test, tmp_path,
-                                                    predict):
+def test_cli_probabilities_are_calibrated_and_say_so(model, project, mnist_train, mnist_test, tmp_path):
     """predict's probabilities are softmax(logits × the hand-in's factor), the factor chosen on the
     project's valid set as the hand-in command chooses it, and the output says so; --raw gives the
     model's own softmax. Catches the raw, under-confident softmax reported (the old "7 (0.49)"
@@ -360,7 +357,7 @@ def side_by_side(left: torch.Tensor, right: torch.Tensor, gap: int) -> Image.Ima
     return Image.fromarray(sheet.numpy())
 
 
-def test_two_digits_or_none_are_flagged(model_file, project, mnist_test, tmp_path, predict):
+def test_two_digits_or_none_are_flagged(model_file, project, mnist_test, tmp_path):
     """A photo of two digits, or of no digit the model believes in, is answered `doubtful: ...`
     with what to do; single digits are not. Catches a pair answered "7 (0.49)" as if it were one
     digit, and a doubt rule so eager that it flags ordinary digits (measured: at most 2 of the

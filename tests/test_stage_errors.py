@@ -48,13 +48,10 @@ def run_stage(project: Path, name: str, local_dir=None) -> subprocess.CompletedP
     return run(project, sys.executable, "-m", f"stages.{name}", env=env, check=False, timeout=300)
 
 
-@pytest.fixture
-def run_stage_here(monkeypatch, capsys):
+def run_stage_here(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
     """run_stage in this process (tests/in_process.py)."""
-    def run_here(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
-        return run_module(f"stages.{name}", cwd=project, monkeypatch=monkeypatch, capsys=capsys,
-                          env={download.LOCAL_DIR_ENV: None if local_dir is None else str(local_dir)})
-    return run_here
+    return run_module(f"stages.{name}", cwd=project,
+                      env={download.LOCAL_DIR_ENV: None if local_dir is None else str(local_dir)})
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -103,7 +100,7 @@ PARAMS_FIX = "(fix it in params.yaml or with -S"
      ["optimizer = 'nadamm' is invalid: must be one of adam, nadam, sgdm", PARAMS_FIX]),
     ({"train.lrr": 0.1}, ["unknown key train.lrr: allowed keys are train.epochs"]),
 ])
-def test_bad_params_fail_before_splitting(tmp_path, mnist_dir, overrides, fragments, run_stage_here):
+def test_bad_params_fail_before_splitting(tmp_path, mnist_dir, overrides, fragments):
     # Bugs caught: a stage that writes before validating params; a bad value surfacing as a
     # traceback instead of one "error: params.yaml: ..." line.
     project = make_project(tmp_path / "project", **overrides)
@@ -113,7 +110,7 @@ def test_bad_params_fail_before_splitting(tmp_path, mnist_dir, overrides, fragme
     assert_nothing_left(project, "data/prepared")
 
 
-def test_batch_larger_than_training_set(tmp_path, mnist_dir, run_stage_here):
+def test_batch_larger_than_training_set(tmp_path, mnist_dir):
     project = make_project(tmp_path / "project", **{"data.train_limit": 100, "data.test_limit": 100})
     for stage in ("fetch", "split"):
         assert run_stage_here(project, stage, local_dir=mnist_dir).returncode == 0
@@ -210,7 +207,7 @@ TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
      ["train has 20 images but 19 labels", "fetch them again"]),
 ], ids=["wrong-magic", "dims-disagree-with-size", "absurd-image-count", "absurd-label-count",
         "count-mismatch"])
-def test_split_refuses_broken_idx(tmp_path, files, fragments, run_stage_here, request):
+def test_split_refuses_broken_idx(tmp_path, files, fragments, request):
     project = make_project(tmp_path / "project")
     (project / "data/raw").mkdir(parents=True)
     for name, raw in files.items():
@@ -247,7 +244,7 @@ def test_evaluate_refuses_pickle_that_runs_code(tmp_path, prepared):
     assert_nothing_left(project, *EVALUATE_OUTPUTS)
 
 
-def test_evaluate_names_layer_with_wrong_shape(tmp_path, prepared, run_stage_here):
+def test_evaluate_names_layer_with_wrong_shape(tmp_path, prepared):
     project = make_project(tmp_path / "project")
     copy_prepared(prepared, project)
     state = MyConvNet().state_dict()
@@ -276,7 +273,7 @@ NAN_IN_EPOCH_TWO = {"optimizer": "sgdm", "scheduler": "warmup", "warmup.epochs":
      ["in epoch 2: lower train.lr (now 0.07); the best model so far (epoch 1) is kept in the checkpoint"]),
 ], ids=["nan-in-epoch-1", "nan-in-epoch-2"])
 def test_train_stops_on_nan_and_keeps_earlier_model(tmp_path, prepared, diverging, earlier_model,
-                                                   fragments, run_stage_here):
+                                                   fragments):
     # Bugs caught: a NaN run that writes a model or metrics, overwrites an earlier good model, or
     # promises a checkpoint that is not on disk.
     project = make_project(tmp_path / "project", **{
