@@ -130,6 +130,13 @@ def test_cells_group_by_params_but_the_seed_and_a_rerun_replaces_its_seed():
     assert len(cells) == 2
     assert sorted(r["test_acc"] for r in cells[study.cell_of(DEFAULTS, KEYS)]) == [0.5, 0.992, 0.994]
 
+    # The page counts the runs it shows (bug caught: the header counting the repeated seed too).
+    page = compare.study_markdown(BASE + NADAM + [rerun], KEYS, DEFAULTS)
+    assert page.startswith("6 runs in 2 cells (1 more repeat a seed of their cell: the later row "
+                           "counts)")
+    assert page.split("## Runs")[1].count("\n| ") == 1 + 6  # the header and the runs shown
+    assert compare.study_markdown(BASE, KEYS, DEFAULTS).startswith("3 runs in 1 cells (a cell")
+
 
 def test_study_page_marks_the_baseline_and_what_is_real():
     page = compare.study_markdown(BASE + NADAM + SGDM, KEYS, DEFAULTS)

@@ -6,6 +6,7 @@ Here "machines" are clones of one bare git repository, and the DVC remote is a l
 
 import csv
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -22,6 +23,15 @@ def show(repo, env) -> dict:
     """`dvc exp show --csv` as {experiment name: row}."""
     rows = csv.DictReader(io.StringIO(run(repo, "dvc", "exp", "show", "--csv", env=env).stdout))
     return {row["Experiment"]: row for row in rows if row["Experiment"]}
+
+
+def table_rows(path: Path, section: str = "## Runs") -> list[dict]:
+    """The rows of the table under `section` of a comparison.md, as {column: cell}."""
+    text = path.read_text().split(section + "\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+            for line in lines[1:]]  # the |---| rule does not start with "| "
 
 
 def documented_blocks() -> list[str]:
@@ -69,14 +79,19 @@ def test_documented_sweep_runs_as_typed_and_experiments_travel(tmp_path, mnist_d
                   if name not in ("workspace", "main")}
     assert len(in_machine) == 2, in_machine
     names = sorted(in_machine)
-    # The nadam run: the adam one repeats the baseline (same params), whose model `dvc push` sent.
+    # Checked on the nadam run; neither repeats the baseline, whose model the setup's `dvc push`
+    # sent already (a repeat would let `dvc exp push --no-cache` pass).
     [nadam] = [name for name in names if in_machine[name]["optimizer"] == "nadam"]
 
     reader = tmp_path / "reader"
     subprocess.run(["git", "clone", "-q", str(origin), str(reader)], check=True)
-    bash(reader, compare.replace("<name>", nadam))
+    compared = bash(reader, compare.replace("<name>", nadam))
+    # The baseline is a run too: its metrics were committed with it (bug caught, in the docs:
+    # the setup committed dvc.lock alone, so no other machine had the baseline's numbers).
+    head = run(reader, "git", "rev-parse", "--short=7", "HEAD").stdout.strip()
+    assert "compare: 3 runs" in compared.stdout, compared.stdout
     rows = (reader / "comparison/runs.csv").read_text().splitlines()[1:]
-    assert sorted(row.split(",")[0] for row in rows) == names
+    assert sorted(row.split(",")[0] for row in rows) == sorted([*names, f"commit {head}"])
     in_reader = show(reader, env)
     for name in names:
         for column in ("test_acc", "best_valid_acc", "optimizer"):
@@ -94,3 +109,35 @@ def test_documented_sweep_runs_as_typed_and_experiments_travel(tmp_path, mnist_d
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
     repro = run(reader, "dvc", "repro", env=env)
     assert "Running stage" not in repro.stdout, repro.stdout  # nothing retrained
+
+    # The reader's page: each row's numbers are its run's own metrics files (bug caught: compare
+    # reading keys that `dvc exp show` no longer reports, leaving columns blank or wrong).
+    page = reader / "comparison/comparison.md"
+    table = table_rows(page)
+    assert {row["cell"] for row in table} == {"adam + warmup", "nadam + warmup", "sgdm + warmup"}
+    for name in ("curves", "test_errors"):
+        assert (reader / f"comparison/{name}.png").read_bytes()[:4] == b"\x89PNG"
+    revs = {**{name: in_reader[name]["rev"] for name in names}, f"commit {head}": "HEAD"}
+    assert sorted(row["experiment"] for row in table) == sorted(revs)
+    for row in table:
+        rev = revs[row["experiment"]]
+        metrics = {**json.loads(run(reader, "git", "show", f"{rev}:metrics/test.json").stdout),
+                   **json.loads(run(reader, "git", "show", f"{rev}:metrics/train.json").stdout)}
+        for key in ("test_acc", "test_acc_graded", "test_loss", "best_valid_acc"):
+            assert row[key] == f"{metrics[key]:.4f}", (row["experiment"], key)
+        assert row["best_epoch"] == f"{metrics['best_epoch']:g}", row["experiment"]
+
+    # From git alone: the kept rows rebuild the same page, with no DVC experiment left.
+    before = page.read_text()
+    run(reader, "dvc", "exp", "remove", "--all", env=env)
+    run(reader, "python", "-m", "commands.compare", "--from", "comparison/runs.csv", "--out", "again",
+        env=env)
+    assert (reader / "again/comparison.md").read_text() == before
+
+    # Only a queued experiment left: it is skipped in one line, not a traceback, and the rows
+    # runs.csv kept stay on the page.
+    run(reader, "dvc", "exp", "run", "--queue", "-S", "optimizer=sgdm", "-n", "still-queued", env=env)
+    done = run(reader, "python", "-m", "commands.compare", env=env)
+    assert "compare: skipped, no results of their own: still-queued (Queued)\n" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert sorted(row["experiment"] for row in table_rows(page)) == sorted(revs)
