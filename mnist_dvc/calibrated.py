@@ -3,7 +3,6 @@ factor (mnist_dvc/handin.py). Label smoothing leaves the raw softmax under-confi
 answer rarely above 0.96); the factor chosen on valid brings the test set's expected calibration
 error close to 0 (test_ece and handin_test_ece in metrics/test.json), and it changes no argmax."""
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -11,16 +10,9 @@ import yaml
 
 from mnist_dvc import handin, paths
 from mnist_dvc.digits import load_digits
+from mnist_dvc.download import md5_of
 from mnist_dvc.inference import logits_of
 from mnist_dvc.metrics_files import read_json
-
-
-def md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _locked_md5(lock: dict, path: Path, kind: str) -> str | None:
@@ -35,8 +27,8 @@ def recorded_factor(root: Path, model_path: Path) -> float | None:
     if not (lock_file.is_file() and test_json.is_file() and model_path.is_file()):
         return None
     lock = yaml.safe_load(lock_file.read_text()) or {}
-    if (_locked_md5(lock, paths.MODEL, "deps") != md5(model_path)
-            or _locked_md5(lock, paths.TEST_METRICS, "outs") != md5(test_json)):
+    if (_locked_md5(lock, paths.MODEL, "deps") != md5_of(model_path)
+            or _locked_md5(lock, paths.TEST_METRICS, "outs") != md5_of(test_json)):
         return None
     factor = read_json(test_json).get("handin_factor")
     return float(factor) if isinstance(factor, int | float) and factor > 0 else None

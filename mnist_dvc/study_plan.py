@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from mnist_dvc.download import md5_of
 from mnist_dvc.errors import MnistError
 from mnist_dvc.params import as_dict, flatten, parse_params, same_value, with_overrides
 from mnist_dvc.provenance import git_show
@@ -147,7 +148,7 @@ def code_of_workspace(root: Path = Path(".")) -> str:
     from the files as they are now (committed or not)."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     paths = {dep for name in CODE_STAGES for dep in stages[name]["deps"] if dep.endswith(".py")}
-    return code_hash({p: hashlib.md5((root / p).read_bytes()).hexdigest() for p in paths})
+    return code_hash({p: md5_of(root / p) for p in paths})
 
 
 def code_at(rev: str, root: Path = Path(".")) -> str:

@@ -19,6 +19,7 @@ from mnist_dvc import calibrated, classify, doubts, handin, images, inference, t
 from mnist_dvc import paths as mnist_paths
 from mnist_dvc.device import FP32
 from mnist_dvc.digits import Digits, save_digits
+from mnist_dvc.download import md5_of
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.params import parse_params, with_overrides
 
@@ -341,11 +342,11 @@ def test_recorded_factor_belongs_to_the_model_it_was_recorded_for(project, tmp_p
             f"    - path: metrics/test.json\n      md5: {json_md5}\n")
 
     model_path = root / mnist_paths.MODEL
-    lock(calibrated.md5(model_path), calibrated.md5(test_json))
+    lock(md5_of(model_path), md5_of(test_json))
     assert calibrated.recorded_factor(root, model_path) == 7.0
-    lock("0" * 32, calibrated.md5(test_json))
+    lock("0" * 32, md5_of(test_json))
     assert calibrated.recorded_factor(root, model_path) is None
-    lock(calibrated.md5(model_path), "0" * 32)
+    lock(md5_of(model_path), "0" * 32)
     assert calibrated.recorded_factor(root, model_path) is None
 
 
