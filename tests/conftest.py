@@ -1,4 +1,7 @@
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,24 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `name`, filled by `build(folder)` once for the whole test run. A session fixture
+    is otherwise built once per pytest-xdist worker: here the first worker to ask builds it while
+    holding a lock, and the others wait for it and use the same folder (read-only to them)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    folder, done = shared / name, shared / f"{name}.built"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its worker dies
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed half-way left
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The real MNIST files, found or downloaded the way the project does (find_mnist.find_or_download)."""
@@ -54,28 +75,33 @@ def default_raw() -> dict:
 
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory, mnist_train, mnist_test, default_raw) -> SmallModel:
-    """The one small trained model of the session (tests/small_model.py): trained once, on the
-    first TRAIN_IMAGES training digits, for every test that needs a model that has learnt; its
-    weights file is read-only (small_project copies it into a project)."""
+    """The one small trained model of the session (tests/small_model.py): trained once for all
+    workers (built_once), on the first TRAIN_IMAGES training digits, for every test that needs a
+    model that has learnt; its weights file is read-only (small_project copies it into a project)."""
     train = mnist_train.take(torch.arange(TRAIN_IMAGES))
     valid = mnist_train.take(torch.arange(TRAIN_IMAGES, TRAIN_IMAGES + VALID_IMAGES))
     test = mnist_test.take(torch.arange(TEST_IMAGES))
-    weights = tmp_path_factory.mktemp("small_model") / "model.pt"
-    torch_save(train_small_model(default_raw, train, valid, test), weights)
-    weights.chmod(0o444)
-    return SmallModel(weights, valid, test)
+
+    def build(folder: Path):
+        torch_save(train_small_model(default_raw, train, valid, test), folder / "model.pt")
+        (folder / "model.pt").chmod(0o444)
+
+    return SmallModel(built_once(tmp_path_factory, "small_model", build) / "model.pt", valid, test)
 
 
 @pytest.fixture(scope="session")
 def tiny_baseline(tmp_path_factory, mnist_dir) -> Path:
     """A repo (make_repo: TINY) after one `dvc repro`, its results committed as the baseline:
-    built once for the e2e tests that start from it. Never changed: each works on a copy
-    (repo_helpers.copy_repo), which starts up to date."""
-    path = make_repo(tmp_path_factory.mktemp("tiny_baseline") / "repo")
-    run(path, "dvc", "repro", env=env_with(mnist_dir))
-    run(path, "git", "add", "-A")
-    run(path, "git", "commit", "-qm", "baseline")
-    return path
+    built once for all workers (built_once) for the e2e tests that start from it. Never changed:
+    each works on a copy (repo_helpers.copy_repo), which starts up to date."""
+
+    def build(folder: Path):
+        path = make_repo(folder / "repo")
+        run(path, "dvc", "repro", env=env_with(mnist_dir))
+        run(path, "git", "add", "-A")
+        run(path, "git", "commit", "-qm", "baseline")
+
+    return built_once(tmp_path_factory, "tiny_baseline", build) / "repo"
 
 
 @pytest.fixture
