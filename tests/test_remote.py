@@ -50,7 +50,9 @@ def test_documented_sweep_runs_as_typed_and_experiments_travel(tmp_path, mnist_d
     the push sends no experiment; an output another machine needs (the model, the per-epoch
     history) that is neither in git nor pushable to the DVC remote; experiments that arrive
     without their metrics; a compare that only works where the experiments ran; a clone that has
-    to retrain to get the model."""
+    to retrain to get the model; a baseline committed without its metrics (seen in the docs); a
+    compare page whose numbers are not its runs' own, that runs.csv alone cannot rebuild, or that
+    a queued experiment crashes."""
     setup, each_machine, compare = documented_blocks()
     project, origin, storage = tmp_path / "project.git", tmp_path / "team.git", tmp_path / "storage"
     for bare in (project, origin):
