@@ -1,6 +1,7 @@
 """The study's page (reports/comparison.md) and figures, from the rows of reports/runs.csv that
 count for the plan (study.yaml): cells by the plan's names, each claim as paired differences."""
 
+import math
 from pathlib import Path
 
 import matplotlib.ticker
@@ -136,6 +137,13 @@ def study_panels(curves: dict[str, list[list[dict]]], path: str | Path):
     return fig
 
 
+def _two_and_five(value: float, _position) -> str:
+    """A log axis's minor numbers: only 2 and 5 of each decade (0.2, 0.5, 2, 5, 20, ...); all
+    eight of them print over each other."""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    return f"{value:g}" if round(mantissa) in (2, 5) else ""
+
+
 def study_errors(cells: dict[str, dict[str, list[float]]], path: str | Path):
     """Cells compared where their differences show: per metric (a panel), each seed's error in %
     (dots) and the mean with its 95% t interval (bar; none for one seed), on a log axis, the best
@@ -157,7 +165,7 @@ def study_errors(cells: dict[str, dict[str, list[float]]], path: str | Path):
         ax.set_xscale("log")
         ax.margins(x=0.15)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_two_and_five))
         ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_xlabel(f"{metric}: error, % (log scale)", fontsize=9)
         ax.grid(alpha=0.3, which="both", axis="x")

@@ -37,14 +37,16 @@ def _history(errors: list[float]) -> list[dict]:
 def test_every_cell_has_its_panel_and_no_label_is_cut(tmp_path, monkeypatch):
     """Catches: a cell dropped from the panels (more cells than the grid has axes, or the loop
     stopping early), cell names cut at the figure's left edge, a legend or title drawn past the
-    canvas. Uses the plan's own names."""
+    canvas, the error axis's numbers printed over each other. Uses the plan's own names."""
     plan = study_plan.load_plan(ROOT / "study.yaml")
     names = [c.name for c in plan.cells]
     drawn = {}
     monkeypatch.setattr(figures, "save", lambda fig, path: drawn.__setitem__(Path(path).name, fig))
     study_page.study_panels({n: [_history([5, 1, 0.6])] * 2 for n in names}, tmp_path / "c.png")
-    study_page.study_errors({n: {"test, argmax": [0.99, 0.995, 0.993],
-                              "hand-in, graded": [0.98, 0.99, 0.992]} for n in names},
+    # Test errors from 0.3% to 33%, as the page's cells span them.
+    spread = {n: 1 - 0.003 * 110 ** (i / (len(names) - 1)) for i, n in enumerate(names)}
+    study_page.study_errors({n: {"test, argmax": [a, a - 0.0005, a + 0.0005],
+                              "hand-in, graded": [a - 0.001, a, a + 0.001]} for n, a in spread.items()},
                          tmp_path / "e.png")
     panels = drawn["c.png"]
     titles = [ax.get_title().split(" (")[0] for ax in panels.axes if ax.get_title()]
@@ -57,6 +59,16 @@ def test_every_cell_has_its_panel_and_no_label_is_cut(tmp_path, monkeypatch):
         width, height = fig.get_size_inches()
         assert box.x0 >= -0.01 and box.y0 >= -0.01, "something is cut at the left or bottom edge"
         assert box.x1 <= width + 0.01 and box.y1 <= height + 0.01, "something is cut at the right or top"
+    renderer = errors.canvas.get_renderer()
+    for ax in errors.axes:
+        low, high = ax.get_xlim()
+        ticks = [*zip(ax.xaxis.get_majorticklocs(), ax.xaxis.get_majorticklabels(), strict=True),
+                 *zip(ax.xaxis.get_minorticklocs(), ax.xaxis.get_minorticklabels(), strict=True)]
+        boxes = sorted((label.get_window_extent(renderer) for x, label in ticks
+                        if low <= x <= high and label.get_text()), key=lambda box: box.x0)
+        for left, right in zip(boxes, boxes[1:], strict=False):
+            assert left.x1 <= right.x0, "numbers on the error axis overlap"
+    for fig in (panels, errors):
         plt.close(fig)
 
 
