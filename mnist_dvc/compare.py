@@ -223,8 +223,8 @@ def study_markdown(runs: list[dict], param_keys: list[str], defaults: dict) -> s
     order = sorted(cells, key=lambda c: -stats[c]["test_acc"].mean)
     machines = sorted({f"{r.get('hardware')} ({r.get('precision')})" for r in runs})
     shown = sum(len(rs) for rs in cells.values())
-    repeats = (f" ({len(runs) - shown} more repeat a seed of their cell: the later row counts)"
-               if len(runs) > shown else "")
+    repeats = (f" ({len(runs) - shown} not shown: a seed run again in its cell counts once, "
+               "the later row)" if len(runs) > shown else "")
     lines = [f"{shown} runs in {len(cells)} cells{repeats} (a cell: the same params, seeds differ). "
              "Intervals are 95% t intervals of the mean over the seeds (mean ± sd [low, high]).",
              "", "Ran on: " + "; ".join(machines) + ". Accuracy does not depend on the machine's "
