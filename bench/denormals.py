@@ -109,5 +109,6 @@ def main() -> None:
         "images_per_run": args.images, "overrides": overrides}, args.json,
         common.project_params(overrides))
 
+
 if __name__ == "__main__":
     main()
