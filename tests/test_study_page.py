@@ -86,3 +86,33 @@ def test_the_page_shows_only_the_plan_rows_of_the_pinned_code():
     assert page.count("| e | r | base | 0 |") == 1 and "| old |" not in page
     assert "1 runs in 1 cells" in page and "rows of other code in runs.csv (1)" in page
     assert "0.9900 (1 seed)" in page
+
+
+def _table_after(text: str, heading: str) -> list[list[str]]:
+    """The cells of each row of the first table after `heading` (header and rule left out)."""
+    rows = []
+    for line in text.split(heading, 1)[1].lstrip("\n").splitlines():
+        if not line.startswith("|"):
+            if rows:
+                break
+            continue
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return [row for row in rows[2:]]
+
+
+def test_the_verdicts_in_docs_quote_the_page_whole():
+    """Catches: docs/study.md's verdicts left behind when the rows change (a number, a verdict or
+    a pair count the committed page no longer says), a comparison of the page left out of the
+    verdicts (only the ones that suit a story quoted), and a run count the page does not state."""
+    page = (ROOT / "reports/comparison.md").read_text()
+    docs = (ROOT / "docs/study.md").read_text()
+    claims = _table_after(page, "## The starter code's claims")
+    verdicts = _table_after(docs, "## Verdicts on the starter code's claims")
+    assert claims, "reports/comparison.md has no claims table"
+    assert sorted(row[:8] for row in verdicts) == sorted(claims), (
+        "docs/study.md's verdict table differs from the claims table of reports/comparison.md: "
+        "copy its rows")
+    plan = study_plan.load_plan(ROOT / "study.yaml")
+    assert {row[0] for row in verdicts} == {claim.claim for claim in plan.claims}
+    counted = page.split(" runs in ", 1)[0].rsplit("\n", 1)[-1]
+    assert f"{counted} of the {len(plan.cells) * len(plan.seeds)} runs" in docs
