@@ -19,9 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Under `make test` (pytest-xdist, a worker per core) each worker's torch gets its share of the
 # cores, not all of them: two workers of two threads on two cores ran the fast tier slower than
-# one process did (docs/testing.md, "Where the time goes").
+# one process did (docs/testing.md, "Where the time goes"). So does every stage or command a test
+# starts (MNIST_THREADS, inherited through DVC): it runs beside the other workers too. Run in one
+# process, the tests start them with torch's default, whatever the shell has set.
 if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    os.environ["MNIST_THREADS"] = str(torch.get_num_threads())
+else:
+    os.environ.pop("MNIST_THREADS", None)
 
 
 def pytest_collection_modifyitems(items):

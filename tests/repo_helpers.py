@@ -77,7 +77,6 @@ def copy_repo(source: Path, path: Path) -> Path:
 def env_with(mnist_dir: Path) -> dict:
     env = dict(os.environ, MNIST_LOCAL_DIR=str(mnist_dir))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.pop("MNIST_THREADS", None)
     return env
 
 

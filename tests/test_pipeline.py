@@ -49,6 +49,14 @@ def test_repro_leaves_model_metrics_and_figures(repo):
     assert not (repo / "checkpoints/train.pt").exists()
 
 
+def test_stages_take_the_test_process_share_of_the_cores(repo):
+    """Bug caught: the stages a test starts through DVC run with torch's default threads beside
+    the other xdist workers (env_with dropping MNIST_THREADS): every end-to-end test then waits on
+    oversubscribed cores. Run in one process, both are torch's default."""
+    timing = json.loads((repo / "metrics/timing.json").read_text())
+    assert timing["threads"] == torch.get_num_threads()
+
+
 def test_saved_model_loads_into_plain_myconvnet(repo):
     from mnist_dvc.model import MyConvNet
 

@@ -38,7 +38,7 @@ def make_project(path: Path, **overrides) -> Path:
 
 def run_stage(project: Path, name: str, local_dir=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
-           if k not in (download.LOCAL_DIR_ENV, "MNIST_THREADS", "no_proxy", "NO_PROXY")}
+           if k not in (download.LOCAL_DIR_ENV, "no_proxy", "NO_PROXY")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # No network, on any machine: every mirror is tried through a proxy that refuses at once.
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
