@@ -23,7 +23,7 @@ from bench import common
 from mnist_dvc import torch_files
 from mnist_dvc.device import setup
 from mnist_dvc.inference import evaluate
-from mnist_dvc.training import Run, build, train_epoch
+from mnist_dvc.training import Run, build, restore, train_epoch
 
 FIX = "point to a checkpoints/train.pt that a stopped `dvc repro` left"
 
@@ -56,10 +56,7 @@ def images_per_second(checkpoint: Path, overrides: dict, flush: bool, images: in
     run = Run(device, precision, progress=False)
     train, _, _ = common.load_splits(params)
     trainer = build(params, len(train), run)  # the schedule's steps per epoch, as in the run
-    blob = load_checkpoint(checkpoint)
-    trainer.net.load_state_dict(blob["model"])
-    trainer.optimizer.load_state_dict(blob["optimizer"])
-    trainer.scheduler.load_state_dict(blob["scheduler"])
+    restore(trainer, load_checkpoint(checkpoint))
     digits = train.take(torch.arange(images))
     train_epoch(trainer, digits.take(torch.arange(2 * params.train.batch_size)), params, run)
     started = time.perf_counter()

@@ -461,3 +461,24 @@ def test_patience_stops_after_that_many_stale_epochs(make_params, small, monkeyp
     result = fit(params, small[0].take(torch.arange(4)), *small[1:])
     assert result.epoch == epochs_run, f"patience {patience}: stopped after epoch {result.epoch}"
     assert result.best_epoch == (2 if patience < 4 else 6)
+
+
+@pytest.mark.parametrize("norm", [0.5, 10.0, 10.000005, 10.5, 1e6, math.inf, math.nan])
+def test_clipping_is_torchs_bit_for_bit(norm):
+    """training.clip_gradients skips torch's multiply by 1.0 under the bound. Bugs caught: the
+    test turned round (nothing clipped above the bound, or everything scaled below it), a NaN norm
+    that no longer turns every gradient into NaN as torch's does."""
+    torch.manual_seed(0)
+    ours, theirs = MyConvNet(), MyConvNet()
+    for a in ours.parameters():
+        a.grad = torch.randn_like(a)
+    total = torch.nn.utils.get_total_norm([p.grad for p in ours.parameters()])
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        a.grad *= norm / total if math.isfinite(norm) else 1
+        if not math.isfinite(norm):
+            a.grad.view(-1)[0] = norm
+        b.grad = a.grad.clone()
+    training.clip_gradients(ours, 10.0)
+    torch.nn.utils.clip_grad_norm_(theirs.parameters(), 10.0)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0, equal_nan=True)
