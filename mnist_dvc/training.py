@@ -293,8 +293,7 @@ def batch_starts(n: int, batch_size: int, processes: int = 1) -> range:
 def clip_gradients(model: torch.nn.Module, max_norm: float) -> None:
     """torch's clip_grad_norm_, bit for bit, without its pass over every gradient when the norm is
     under max_norm: that pass multiplies by exactly 1.0 (torch skips the test only to spare a GPU a
-    sync). Most steps stay under the default bound of 10, and the pass is a read and a write of
-    all 5 million gradient values."""
+    sync), and it is a read and a write of all 5 million gradient values."""
     parameters = [p for p in model.parameters() if p.grad is not None]
     total = torch.nn.utils.get_total_norm([p.grad for p in parameters])
     under = bool(max_norm / (total + 1e-6) >= 1)  # False for a NaN norm: torch's NaNs stay

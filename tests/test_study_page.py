@@ -97,7 +97,7 @@ def _table_after(text: str, heading: str) -> list[list[str]]:
                 break
             continue
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return [row for row in rows[2:]]
+    return rows[2:]
 
 
 def test_the_verdicts_in_docs_quote_the_page_whole():
