@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from markdown_tables import table_cells
 from repo_helpers import FEW, env_with, make_repo, run
 
 # Each builds a git + DVC repo and runs the pipeline in it: left out by `make test-fast`.
@@ -27,11 +28,8 @@ def show(repo, env) -> dict:
 
 def table_rows(path: Path, section: str = "## Runs") -> list[dict]:
     """The rows of the table under `section` of a comparison.md, as {column: cell}."""
-    text = path.read_text().split(section + "\n", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in text.splitlines() if line.startswith("| ")]
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
-            for line in lines[1:]]  # the |---| rule does not start with "| "
+    header, *rows = table_cells(path.read_text(), section)
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 def documented_blocks() -> list[str]:

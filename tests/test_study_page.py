@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from markdown_tables import table_cells
 
 from mnist_dvc import figures, study_page, study_plan
 from mnist_dvc.params import as_dict, flatten, load_params
@@ -88,26 +89,14 @@ def test_the_page_shows_only_the_plan_rows_of_the_pinned_code():
     assert "0.9900 (1 seed)" in page
 
 
-def _table_after(text: str, heading: str) -> list[list[str]]:
-    """The cells of each row of the first table after `heading` (header and rule left out)."""
-    rows = []
-    for line in text.split(heading, 1)[1].lstrip("\n").splitlines():
-        if not line.startswith("|"):
-            if rows:
-                break
-            continue
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows[2:]
-
-
 def test_the_verdicts_in_docs_quote_the_page_whole():
     """Catches: docs/study.md's verdicts left behind when the rows change (a number, a verdict or
     a pair count the committed page no longer says), a comparison of the page left out of the
     verdicts (only the ones that suit a story quoted), and a run count the page does not state."""
     page = (ROOT / "reports/comparison.md").read_text()
     docs = (ROOT / "docs/study.md").read_text()
-    claims = _table_after(page, "## The starter code's claims")
-    verdicts = _table_after(docs, "## Verdicts on the starter code's claims")
+    claims = table_cells(page, "## The starter code's claims")[1:]
+    verdicts = table_cells(docs, "## Verdicts on the starter code's claims")[1:]
     assert claims, "reports/comparison.md has no claims table"
     assert sorted(row[:8] for row in verdicts) == sorted(claims), (
         "docs/study.md's verdict table differs from the claims table of reports/comparison.md: "
