@@ -16,9 +16,11 @@ def _set_threads() -> None:
     if not value.isdigit() or int(value) < 1:
         raise MnistError(f"{THREADS_ENV}={value!r} is not a positive whole number: set it to the "
                          "torch threads per process (e.g. 1 per queue worker) or unset it")
-    import torch  # here, not at the top: the light stages (fetch, report) never load torch
-
-    torch.set_num_threads(int(value))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(value))
+    else:  # a light stage (fetch, report): torch, if ever imported, reads this; importing it costs 1.5 s
+        os.environ["OMP_NUM_THREADS"] = value
 
 
 # The train stage checkpoints every epoch; the other stages replace their outputs whole or not at all.

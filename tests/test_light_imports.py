@@ -5,11 +5,14 @@ The bug this catches: a module on their import path (cli, atomic, metrics_files,
 gains a top-level `import torch` again, and every `dvc repro` of a report pays for it.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from mnist_dvc import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +29,38 @@ def test_light_module_does_not_import_torch(module):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"{module} imports torch: {done.stdout.strip()}"
+
+
+def _fresh(code: str, threads: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "MNIST_THREADS": threads,
+                                            "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_threads_setting_starts_no_torch_in_a_light_stage_yet_reaches_a_later_torch():
+    """Bug caught: MNIST_THREADS (set by the tests under xdist and by each queue worker) made
+    run_command import torch to set its threads, so fetch and report paid 1.5 s every run; or the
+    count, not applied at once, never reached a torch imported later."""
+    assert _fresh("import sys\nfrom mnist_dvc import cli\ncli.run_command(lambda: None, '')\n"
+                  "print('torch' in sys.modules)\nimport torch\nprint(torch.get_num_threads())",
+                  "1") == "False\n1"  # not the shell's 2 (torch caps a count read this way at the cores)
+
+
+def test_threads_setting_applies_to_a_torch_already_imported():
+    """Bug caught: a heavy stage (torch imported at its top) left with torch's default threads."""
+    assert _fresh("import torch\nfrom mnist_dvc import cli\ncli.run_command(lambda: None, '')\n"
+                  "print(torch.get_num_threads())", "7") == "7"  # neither the shell's 2 nor the cores
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_threads_setting_is_one_line_and_exit_2(value, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_THREADS", value)
+    ran = []
+    with pytest.raises(SystemExit) as exit:
+        cli.run_command(lambda: ran.append(1), "")
+    assert exit.value.code == 2 and not ran
+    assert capsys.readouterr().err == (f"error: MNIST_THREADS={value!r} is not a positive whole "
+                                       "number: set it to the torch threads per process (e.g. 1 "
+                                       "per queue worker) or unset it\n")
