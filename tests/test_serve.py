@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from in_process import run_main
 from page_helpers import SERVE, page_project, serving
 from PIL import Image, ImageDraw
 from repo_helpers import mark_project
 
+from commands import cli
 from mnist_dvc import calibrated, classify, images, page_server, paths
 from mnist_dvc.course import CourseConvNet
 from mnist_dvc.model import MyConvNet
@@ -232,6 +234,8 @@ def tree(root: Path) -> dict:
 REQUESTS, THREADS = 240, 4
 # After a warm-up (the allocator's pools, torch's first passes). Measured: 1 MB (Zen 4, 2026-12-05);
 # keeping each request's body: 98 MB; reading in the request threads (not one worker): 40 MB.
+# Not fewer requests: over 120, reading in the request threads passed both tries (Xeon with AMX,
+# 2026-12-06; over 240 it grew 38 MB and failed).
 RSS_GROWTH_KIB = 16 * 1024
 
 
@@ -288,6 +292,19 @@ def serve_once(cwd: Path, *args) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+def refused_in_process(cwd: Path, *args) -> subprocess.CompletedProcess:
+    """`mnist-dvc serve --port 0 ARGS` in this process (tests/in_process.py: no second torch
+    import, 1.5 s each), for the cases it must refuse; one that would start serving fails instead
+    of serving forever. The contract end to end (a process, one line, exit 2) is the busy port's."""
+    def would_serve(*_):
+        raise AssertionError("serve got as far as starting the server")
+
+    argv = ["serve", "--port", "0", *map(str, args)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(page_server, "make_server", would_serve)
+        return run_main(lambda: cli.main(argv), ["mnist-dvc", *argv], cwd=cwd)
+
+
 def test_no_model_and_hw7_files_refused_as_grade_refuses_them(project, tmp_path):
     """No trained model: exit 2, one line saying to run `dvc repro` (it does not start). --model
     takes any hw7 file through grade's loader: a DistributedDataParallel state_dict (keys
@@ -295,7 +312,7 @@ def test_no_model_and_hw7_files_refused_as_grade_refuses_them(project, tmp_path)
     Catches predict's loader (refuses the `module.` keys), a traceback, and a server that starts
     without a model."""
     empty = mark_project(tmp_path / "empty")
-    done = serve_once(empty)
+    done = refused_in_process(empty)
     assert done.returncode == 2 and done.stdout == "", done
     assert done.stderr.count("\n") == 1
     assert "no trained model at models/model.pt: run `dvc repro`" in done.stderr
@@ -312,7 +329,7 @@ def test_no_model_and_hw7_files_refused_as_grade_refuses_them(project, tmp_path)
     for given, text in ((tmp_path / "hw7_1_whole.pth", "you saved the whole model"),
                         (tmp_path, "is a folder, not a weights file"),
                         (tmp_path / "none.pth", "is missing: check the path")):
-        done = serve_once(project, "--model", given)
+        done = refused_in_process(project, "--model", given)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and text in done.stderr, done
 
 

@@ -200,7 +200,9 @@ def test_ci_fails_when_pytest_collects_no_tests():
     root = ROOT
     env = {key: value for key, value in os.environ.items()
            if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    env |= {"VENV": str(VENV_BIN.parent), "PYTEST_ARGS": "-k zzz_matches_no_test"}
+    # One process (TEST_JOBS=0): the same make recipe and exit, without two xdist workers each
+    # importing and collecting the whole suite only to run none of it.
+    env |= {"VENV": str(VENV_BIN.parent), "PYTEST_ARGS": "-k zzz_matches_no_test", "TEST_JOBS": "0"}
     done = subprocess.run([str(root / ".ci" / "run")], cwd=root, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode != 0
