@@ -24,11 +24,12 @@ study: $(INSTALLED)
 	echo "study: running as process group $$pid (log: study.log; stop: kill -- -$$pid)"
 
 # Tests run in parallel (pytest-xdist), one worker per core, each file whole on one worker (its
-# module fixtures built once); TEST_JOBS=0 runs them in one process (for pdb, -x, print debugging).
+# module fixtures built once), handed out in tests/conftest.py's order (xdist's own puts the files
+# with most tests first); TEST_JOBS=0 runs them in one process (for pdb, -x, print debugging).
 # make turns any failing recipe into exit 2, so pytest's "collected no tests" (exit 5) is named here.
 TEST_JOBS ?= auto
 define run_pytest
-	@status=0; $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadfile $(1) $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder $(1) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then \
 	  echo "make $@: pytest collected no tests (exit 5): check tests/ and PYTEST_ARGS" >&2; fi; \
 	exit $$status

@@ -1,6 +1,8 @@
 """The Makefile's test targets, as make would run them (`make -n`: printed, not run)."""
 
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,3 +23,25 @@ def test_tests_run_on_every_core_unless_told_otherwise():
     assert " -n 0 " in pytest_line("test", "TEST_JOBS=0")
     fast = pytest_line("test-fast", "TEST_JOBS=1")
     assert " -n 1 --dist loadfile " in fast and '-m "not e2e"' in fast
+
+
+def test_files_are_handed_out_in_the_order_conftest_sets(tmp_path):
+    """With the Makefile's own pytest options, one worker runs the files in the order a conftest
+    sorts them (tests/conftest.py: the end-to-end files first). Bug caught: xdist's default
+    (--loadscope-reorder) hands out the files with most tests first, so the long end-to-end files,
+    each one or a few tests, went last and ran alone while the other worker sat idle (147 s of a
+    401 s suite, docs/testing.md round 6)."""
+    options = re.search(r" -m pytest (.*?) \|\|", pytest_line("test", "TEST_JOBS=1")).group(1)
+    (tmp_path / "conftest.py").write_text(
+        "def pytest_collection_modifyitems(items):\n"
+        "    items.sort(key=lambda item: item.get_closest_marker('e2e') is None)\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    e2e: end to end\n")
+    (tmp_path / "test_many.py").write_text("".join(f"def test_{i}():\n    pass\n" for i in range(5)))
+    (tmp_path / "test_one_long.py").write_text(
+        "import pytest\n\n@pytest.mark.e2e\ndef test_long():\n    pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", *options.split(), "-vv", "-p",
+                           "no:cacheprovider"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = re.findall(r"PASSED (test_\w+)\.py", done.stdout)
+    assert ran == ["test_one_long"] + ["test_many"] * 5, done.stdout
