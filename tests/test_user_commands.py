@@ -46,29 +46,41 @@ def readme_first_screen() -> list[str]:
     return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
 
 
-def test_readme_commands_work_in_a_new_shell_after_activating(repo, mnist_dir):
-    """Bug: the README's commands only work with the venv's bin on PATH by accident (as in the
-    other tests), so `dvc` is "command not found" for a user, or the stage runs the system python.
-    Here PATH has no venv at all: only `source .venv/bin/activate`, as the README says, provides it.
-    Its experiment then shows the README's `dvc exp show` line readable (one experiment for both)."""
+# As typed, but the venv is this test run's (the throwaway repo has none of its own).
+ACTIVATE = f"source {VENV_BIN / 'activate'}"
+
+
+@pytest.fixture(scope="module")
+def readme_run(repo, mnist_dir) -> tuple[subprocess.CompletedProcess, dict, dict]:
+    """The README's first screen run once in `repo`, in a new shell whose PATH has no venv at all:
+    (its run, the env it ran in, the nadam experiment it made, from `dvc exp show --json`). The
+    README test checks the run; the fresh clone's `dvc plots diff` uses its experiment."""
     env = {k: v for k, v in env_with(mnist_dir).items() if k not in ("VIRTUAL_ENV",)}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
                                   if Path(p).resolve() != VENV_BIN.resolve())
-    baseline = json.loads((repo / "metrics/test.json").read_text())["test_acc"]
     commands = readme_first_screen()
     assert commands == ["source .venv/bin/activate", "dvc repro", "dvc metrics diff",
                         "dvc exp run -S optimizer=nadam"]
-    # As typed, but the venv is this test run's (the throwaway repo has none of its own).
-    activate = f"source {VENV_BIN / 'activate'}"
-    script = " && ".join(commands).replace("source .venv/bin/activate", activate)
+    script = " && ".join(commands).replace("source .venv/bin/activate", ACTIVATE)
     done = subprocess.run(["bash", "-c", script + " && dvc exp show --json"], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "Data and pipelines are up to date" in done.stdout
     experiments = [exp["revs"][0] for row in json.loads(done.stdout[done.stdout.rindex("\n[") + 1:])
                    for exp in (row.get("experiments") or [])]
     nadam = next(e for e in experiments
                  if e["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam")
+    return done, env, nadam
+
+
+def test_readme_commands_work_in_a_new_shell_after_activating(repo, tiny_baseline, readme_run, mnist_dir):
+    """Bug: the README's commands only work with the venv's bin on PATH by accident (as in the
+    other tests), so `dvc` is "command not found" for a user, or the stage runs the system python.
+    Here PATH has no venv at all: only `source .venv/bin/activate`, as the README says, provides it.
+    Its experiment then shows the README's `dvc exp show` line readable (one experiment for both)."""
+    done, env, nadam = readme_run
+    baseline = json.loads((tiny_baseline / "metrics/test.json").read_text())["test_acc"]
+    activate = ACTIVATE
+    assert "Data and pipelines are up to date" in done.stdout
     assert nadam["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam"
     # Trained anew with nadam (1 tiny epoch: the value itself says little), not the baseline's copy,
     # and `dvc metrics diff` (the workspace holds the experiment's results) shows it against HEAD.
@@ -139,20 +151,22 @@ def test_killed_run_keeps_the_workspace_results(repo, mnist_dir):
     restore_params(repo)
 
 
-def test_plots_diff_against_head_on_a_fresh_clone(repo, tmp_path, mnist_dir):
+def test_plots_diff_against_head_on_a_fresh_clone(repo, readme_run, tmp_path, mnist_dir):
     """Bug: the per-epoch CSVs were DVC-cached outputs, so a fresh clone had metrics but no curves
-    for HEAD and `dvc plots diff HEAD <exp>` failed with "No storage files available"."""
+    for HEAD and `dvc plots diff HEAD <exp>` failed with "No storage files available". The clone
+    gets the README's experiment from git alone (`dvc exp pull --no-cache`): no DVC cache at all."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, timeout=60)
     env = env_with(mnist_dir)
     run(clone, "dvc", "config", "--local", "core.site_cache_dir", str(tmp_path / "site-cache"))
-    run(clone, "dvc", "exp", "run", "-S", "optimizer=nadam", "-n", "clone-nadam", env=env)
-    plots = json.loads(run(clone, "dvc", "plots", "diff", "HEAD", "clone-nadam", "--json",
-                           env=env).stdout)
+    name = readme_run[2]["name"]
+    run(clone, "dvc", "exp", "pull", "--no-cache", "origin", name, env=env)
+    assert not (clone / ".dvc/cache").exists()
+    plots = json.loads(run(clone, "dvc", "plots", "diff", "HEAD", name, "--json", env=env).stdout)
     assert not plots.get("errors"), plots.get("errors")
-    for name in ("loss", "accuracy", "learning_rate", "confusion", "per_class_f1"):
-        values = plots["data"][name][0]["content"]["data"]["values"]
-        assert {row["rev"] for row in values} == {"HEAD", "clone-nadam"}, name
+    for plot in ("loss", "accuracy", "learning_rate", "confusion", "per_class_f1"):
+        values = plots["data"][plot][0]["content"]["data"]["values"]
+        assert {row["rev"] for row in values} == {"HEAD", name}, plot
 
 
 def test_train_stage_output_reaches_a_log_as_it_happens(repo, mnist_dir, tmp_path):
