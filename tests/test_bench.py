@@ -3,6 +3,7 @@
 import torch
 
 from bench.denormals import denormal_counts
+from bench.suite_timeline import file_seconds, replay
 from bench.throughput import training_flops_per_image
 from mnist_dvc.model import MyConvNet
 
@@ -25,3 +26,25 @@ def test_counts_denormals_but_not_zeros_or_the_smallest_normal():
                                         "step": torch.tensor(7.0)}}}}
     assert denormal_counts(blob) == {"model": {"values": 6, "denormal": 2},
                                      "optimizer": {"values": 3, "denormal": 1}}
+
+
+def test_replay_hands_out_files_as_xdist_loadfile_does():
+    """A worker with no more than two tests left takes the next file at once (xdist's
+    LoadScopeScheduling), so here the 10 s file and the 5 s one both land on the first worker.
+    Bug caught: a replay that hands files only to an idle worker ([10, 9]) would promise an
+    order's gain that xdist does not deliver."""
+    files = {"a.py": [10.0], "b.py": [1.0, 1.0, 1.0, 1.0], "c.py": [5.0]}
+    assert replay(files, ["a.py", "b.py", "c.py"]) == [15.0, 4.0]
+    # b's four tests keep the first worker from taking more; a's one leaves the second ready for c.
+    assert replay(files, ["b.py", "a.py", "c.py"]) == [4.0, 15.0]
+    # The next file goes to the worker whose test ends first (the second, at 1 s), not to the one
+    # looked at first: a replay out of time order gives [16, 4].
+    files = {"a.py": [2.0, 2.0, 2.0], "b.py": [1.0, 1.0, 1.0], "c.py": [10.0], "d.py": [1.0]}
+    assert replay(files, ["a.py", "b.py", "c.py", "d.py"]) == [7.0, 13.0]
+
+
+def test_file_seconds_groups_tests_by_file_in_the_order_they_ran():
+    rows = [{"test": "tests/x.py::t2", "start": 5.0, "end": 7.5},
+            {"test": "tests/y.py::t", "start": 0.0, "end": 1.0},
+            {"test": "tests/x.py::t1", "start": 1.0, "end": 2.0}]
+    assert file_seconds(rows) == {"tests/y.py": [1.0], "tests/x.py": [1.0, 2.5]}
