@@ -63,19 +63,24 @@ def confusion(counts: torch.Tensor, path: str | Path) -> None:
 
 def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
                   path: str | Path, limit: int = 40) -> None:
-    """A grid of the first `limit` misclassified test digits, titled true → predicted."""
+    """A grid of the first `limit` misclassified test digits, titled true → predicted. One image
+    of them all, not an axes each: 0.09 s against 0.8 s for 40 axes laid out by tight_layout."""
     wrong = torch.nonzero(labels != predicted).flatten()[:limit]
-    cols = 10
+    cols, title, side = 10, 12, 28  # pixels: a title's strip above each 28x28 digit
     rows = max(1, (len(wrong) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, index in zip(axes.flat, wrong.tolist(), strict=False):  # the grid may have spare cells
-        ax.imshow(images[index].numpy(), cmap="gray_r")
-        ax.set_title(f"{labels[index].item()}→{predicted[index].item()}", fontsize=9, color="darkred")
+    cell_height, cell_width = title + side, side + 4
+    sheet = torch.zeros(rows * cell_height, cols * cell_width)
+    fig, ax = plt.subplots(figsize=(cols * 1.1, rows * 1.3 + 0.4))
+    for k, index in enumerate(wrong.tolist()):
+        top, left = k // cols * cell_height, k % cols * cell_width
+        sheet[top + title:top + cell_height, left + 2:left + 2 + side] = images[index].float()
+        ax.text(left + cell_width / 2, top + title - 2, f"{labels[index].item()}→{predicted[index].item()}",
+                ha="center", va="bottom", fontsize=9, color="darkred")
+    ax.imshow(sheet.numpy(), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
     fig.suptitle(f"Misclassified test digits, true→predicted ({len(wrong)} shown of "
                  f"{int((labels != predicted).sum())})", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.4 / (rows * 1.3 + 0.4))
     save(fig, path)
 
 

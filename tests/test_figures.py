@@ -42,7 +42,8 @@ def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch,
     valid), the best-epoch marker from the last epoch, the confusion heatmap from transposed or
     other counts; the reliability diagram with confidence and accuracy swapped, the hand-in drawn
     from the raw model's columns, empty bins drawn as points at (0, 0), counts drawn over the
-    wrong bins, or ECE labels from the wrong key."""
+    wrong bins, or ECE labels from the wrong key; the misclassified grid showing right digits, true
+    and predicted swapped in a title, or a title over another digit."""
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path, {})
     metrics_files.write_csv(paths.HISTORY, HISTORY)
@@ -51,8 +52,8 @@ def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch,
     actual, predicted = [0, 1, 1, 2, 2, 2], [0, 1, 2, 2, 2, 0]
     metrics_files.write_csv(paths.PREDICTIONS, [{"actual": a, "predicted": p}
                                                 for a, p in zip(actual, predicted, strict=True)])
-    save_digits(Digits(torch.zeros(6, 28, 28, dtype=torch.uint8), torch.tensor(actual)),
-                paths.prepared("test"))
+    images = torch.arange(1, 7, dtype=torch.uint8).mul(40)[:, None, None].expand(6, 28, 28)
+    save_digits(Digits(images.contiguous(), torch.tensor(actual)), paths.prepared("test"))
     raw_bins, handin_bins = reliability_bins()
     metrics_files.write_record(paths.TEST_METRICS, EvaluateMetrics(
         test_acc=0.5, test_acc_graded=0.4, handin_test_acc_graded=0.45, handin_factor=3.0,
@@ -75,6 +76,15 @@ def test_plot_stage_draws_the_history_and_the_predictions(tmp_path, monkeypatch,
     expected = metrics_files.confusion_matrix(torch.tensor(actual), torch.tensor(predicted))
     assert np.allclose(np.asarray(heat), expected.log1p().numpy())
     assert expected[2, 0] == 1 and expected[0, 2] == 0  # rows are the true digit
+
+    # The wrong ones only (test images 2 and 5, each one grey level), in order, each titled
+    # true→predicted above its own digit.
+    grid = saved["misclassified.png"].axes[0]
+    sheet = np.asarray(grid.get_images()[0].get_array())
+    assert sheet.shape == (40, 320) and sorted(np.unique(sheet)) == [0, 120, 240]
+    assert (sheet[12:, 2:30] == 120).all() and (sheet[12:, 34:62] == 240).all()
+    assert [(t.get_text(), t.get_position()) for t in grid.texts] == [("1→2", (16, 10)),
+                                                                       ("2→0", (48, 10))]
 
     diagram, counts = saved["reliability.png"].axes
     drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
