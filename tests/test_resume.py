@@ -9,10 +9,11 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
-from repo_helpers import env_with, make_repo, run, write_params
+from repo_helpers import copy_repo, env_with, make_repo, run, write_params
 
 from mnist_dvc import checkpoint
 
@@ -61,14 +62,21 @@ def clean_run(tmp_path_factory, mnist_dir):
     return repo
 
 
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory, mnist_dir) -> tuple[Path, int]:
+    """A repo whose `dvc repro` was killed after its first checkpoint (fetch and split done and
+    locked, training part-way), and that checkpoint's epoch: each test resumes a copy of it."""
+    repo = make_repo(tmp_path_factory.mktemp("killed") / "repo", PARAMS)
+    return repo, kill_after_first_checkpoint(repo, cpu_env(mnist_dir))
+
+
 @pytest.mark.e2e
-def test_sigkill_then_repro_resumes_and_matches_clean_run(tmp_path, mnist_dir, clean_run):
+def test_sigkill_then_repro_resumes_and_matches_clean_run(tmp_path, mnist_dir, clean_run, killed_run):
     # Bugs caught: no resume (epochs retrained), a resume that restores only part of the state
     # (optimizer, schedule or RNG: the outputs then differ from a clean run's), a run that is not
     # byte-for-byte reproducible, a checkpoint left behind after success.
     env = cpu_env(mnist_dir)
-    repo = make_repo(tmp_path / "repo", PARAMS)
-    killed_after = kill_after_first_checkpoint(repo, env)
+    repo, killed_after = copy_repo(killed_run[0], tmp_path / "repo"), killed_run[1]
     assert 1 <= killed_after < 3
     assert not (repo / "models/model.pt").exists()
 
@@ -81,11 +89,11 @@ def test_sigkill_then_repro_resumes_and_matches_clean_run(tmp_path, mnist_dir, c
 
 
 @pytest.mark.e2e
-def test_checkpoint_from_other_params_is_not_resumed(tmp_path, mnist_dir):
+def test_checkpoint_from_other_params_is_not_resumed(tmp_path, mnist_dir, killed_run):
     # Bug caught: a checkpoint resumed under changed params (the stage's fingerprint ignores them).
     env = cpu_env(mnist_dir)
-    repo = make_repo(tmp_path / "repo", PARAMS)
-    kill_after_first_checkpoint(repo, env)
+    repo = copy_repo(killed_run[0], tmp_path / "repo")
+    assert (repo / CHECKPOINT).exists()
     write_params(repo, {**PARAMS, "train.epochs": 1})  # other params (and a short rerun)
     done = run(repo, "dvc", "repro", env=env)
     assert f"ignoring checkpoint {CHECKPOINT}: it was made with other params or data" in done.stdout
