@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from repo_helpers import ROOT, env_with, make_repo, run
+from repo_helpers import ROOT, copy_repo, env_with, make_repo, run, write_params
 
 from mnist_dvc import distributed, training
 from mnist_dvc.augment import random_affine
@@ -473,17 +473,28 @@ def _ranks_env(mnist_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory, mnist_dir):
-    repo = make_repo(tmp_path_factory.mktemp("one") / "repo", PARAMS)
-    # One thread: this only compares metrics, and on a shared 2-core machine one process with
-    # two threads can be several times slower.
-    _repro(repo, dict(env_with(mnist_dir), MNIST_THREADS="1"))
+def split_done(tmp_path_factory, mnist_dir) -> Path:
+    """A repo of two processes' params with fetch and split run and locked: each run below starts
+    from a copy of it (train's params are not split's)."""
+    repo = make_repo(tmp_path_factory.mktemp("split") / "repo", {**PARAMS, "train.processes": 2})
+    run(repo, "dvc", "repro", "split", env=env_with(mnist_dir))
     return repo
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory, mnist_dir):
-    repo = make_repo(tmp_path_factory.mktemp("two") / "repo", {**PARAMS, "train.processes": 2})
+def one_process(tmp_path_factory, mnist_dir, split_done):
+    repo = copy_repo(split_done, tmp_path_factory.mktemp("one") / "repo")
+    write_params(repo, PARAMS)
+    # One thread: this only compares metrics, and on a shared 2-core machine one process with
+    # two threads can be several times slower.
+    done = _repro(repo, dict(env_with(mnist_dir), MNIST_THREADS="1"))
+    assert "Running stage 'split'" not in done.stdout
+    return repo
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, mnist_dir, split_done):
+    repo = copy_repo(split_done, tmp_path_factory.mktemp("two") / "repo")
     done = _repro(repo, _ranks_env(mnist_dir))
     return repo, done.stdout
 
@@ -557,12 +568,13 @@ def _rank_pid(repo: Path, rank: int) -> int | None:
 
 
 @pytest.mark.e2e
-def test_killing_one_rank_fails_the_stage_and_a_rerun_resumes(tmp_path, mnist_dir, two_processes):
+def test_killing_one_rank_fails_the_stage_and_a_rerun_resumes(tmp_path, mnist_dir, two_processes,
+                                                              split_done):
     # Bugs caught: the surviving rank hanging forever on its dead peer, a partial model written,
     # a checkpoint that only rank 0 can use (or that ranks resume differently), and a resumed
     # run that ends unlike an uninterrupted one.
     env = _ranks_env(mnist_dir)
-    repo = make_repo(tmp_path / "repo", {**PARAMS, "train.processes": 2})
+    repo = copy_repo(split_done, tmp_path / "repo")
     process = subprocess.Popen(["dvc", "repro", "evaluate"], cwd=repo, env=env,
                                start_new_session=True, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
