@@ -24,8 +24,8 @@ study: $(INSTALLED)
 	echo "study: running as process group $$pid (log: study.log; stop: kill -- -$$pid)"
 
 # Tests run in parallel (pytest-xdist), one worker per core, each file whole on one worker (its
-# module fixtures built once), handed out in tests/conftest.py's order (xdist's own puts the files
-# with most tests first); TEST_JOBS=0 runs them in one process (for pdb, -x, print debugging).
+# module fixtures built once), handed out longest first (tests/file_order.py; xdist's own order
+# puts the files with most tests first); TEST_JOBS=0 runs them in one process (for pdb, -x).
 # make turns any failing recipe into exit 2, so pytest's "collected no tests" (exit 5) is named here.
 TEST_JOBS ?= auto
 define run_pytest

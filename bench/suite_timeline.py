@@ -3,7 +3,7 @@ idle. A pytest plugin writes one JSON line per test (worker, test id, start, end
 then prints each worker's files, its idle time, and the run replayed in another file order.
 
     SUITE_TIMELINE=/tmp/t.jsonl PYTHONPATH=. make test PYTEST_ARGS="-p bench.suite_timeline"
-    python -m bench.suite_timeline /tmp/t.jsonl
+    python -m bench.suite_timeline /tmp/t.jsonl [--durations tests/durations.json]
 """
 
 import argparse
@@ -37,6 +37,11 @@ def file_seconds(rows: list[dict]) -> dict[str, list[float]]:
     return dict(files)
 
 
+def test_seconds(rows: list[dict]) -> dict[str, float]:
+    """test id -> its seconds (setup, call and teardown), to 0.01 s."""
+    return {row["test"]: round(row["end"] - row["start"], 2) for row in rows}
+
+
 def replay(files: dict[str, list[float]], order: list[str], workers: int = 2) -> list[float]:
     """When each worker would finish, pytest-xdist's `--dist loadfile` handing out whole files in
     `order`: one to each worker, then a second at once, then the next file to whichever worker
@@ -67,8 +72,14 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=3.0, help="files shorter are not listed")
     parser.add_argument("--order", help="a file naming test files one a line, in the order to "
                         "replay them in (e.g. conftest's: pytest --collect-only -q, files in order)")
+    parser.add_argument("--durations", metavar="JSON", help="also write each test's seconds there "
+                        "(tests/durations.json: the order tests/file_order.py hands files out in)")
     args = parser.parse_args()
     rows = read(args.timeline)
+    if args.durations:
+        with open(args.durations, "w") as out:
+            json.dump(test_seconds(rows), out, indent=0, sort_keys=True)
+            out.write("\n")
     zero = min(row["start"] for row in rows)
     end = max(row["end"] for row in rows) - zero
     by_worker = defaultdict(list)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from file_order import longest_files_first, recorded
 from repo_helpers import env_with, make_repo, run
 from small_model import TEST_IMAGES, TRAIN_IMAGES, VALID_IMAGES, SmallModel, train_small_model
 
@@ -29,12 +30,11 @@ else:
     os.environ.pop("MNIST_THREADS", None)
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected: the lengths of what will run
 def pytest_collection_modifyitems(items):
-    """The end-to-end files first: `--dist loadfile --no-loadscope-reorder` hands files to the
-    workers in this order. The slowest of them (a minute or more each) handed out last ran alone
-    while the other worker sat idle: with xdist's own order (most tests first) one worker idled
-    for the last 147 s of a 401 s suite (docs/testing.md, round 6)."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    """The longest files first (tests/file_order.py): `--dist loadfile --no-loadscope-reorder`
+    hands them to the workers in this order."""
+    longest_files_first(items, recorded())
 
 
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:

@@ -27,7 +27,7 @@ def test_tests_run_on_every_core_unless_told_otherwise():
 
 def test_files_are_handed_out_in_the_order_conftest_sets(tmp_path):
     """With the Makefile's own pytest options, one worker runs the files in the order a conftest
-    sorts them (tests/conftest.py: the end-to-end files first). Bug caught: xdist's default
+    sorts them (tests/conftest.py: longest first, tests/file_order.py). Bug caught: xdist's default
     (--loadscope-reorder) hands out the files with most tests first, so the long end-to-end files,
     each one or a few tests, went last and ran alone while the other worker sat idle (147 s of a
     401 s suite, docs/testing.md round 6)."""
