@@ -1,5 +1,6 @@
 """The light stages start without importing torch (about 2 s of a cold start, more on a busy
-machine): fetch copies and checks files, report writes a page from small JSON/CSV files.
+machine): fetch copies and checks files, report writes a page from small JSON/CSV files; so do
+compare and study, which draw from runs.csv and the histories.
 
 The bug this catches: a module on their import path (cli, atomic, metrics_files, download, ...)
 gains a top-level `import torch` again, and every `dvc repro` of a report pays for it.
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LIGHT = ["stages.fetch", "stages.report", "mnist_dvc.cli", "mnist_dvc.atomic",
          "mnist_dvc.metrics_files", "mnist_dvc.download", "mnist_dvc.run_report",
-         "mnist_dvc.params"]
+         "mnist_dvc.params", "commands.compare", "commands.study", "mnist_dvc.figures"]
 
 
 @pytest.mark.parametrize("module", LIGHT)
