@@ -15,18 +15,32 @@ from collections import defaultdict
 import pytest
 
 
+def _write(row: dict) -> None:
+    with open(os.environ.get("SUITE_TIMELINE", "suite_timeline.jsonl"), "a") as out:
+        out.write(json.dumps({"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"), **row}) + "\n")
+
+
+def pytest_sessionstart(session):
+    """A line saying what ran the tests, and when, from each process."""
+    import torch
+
+    from mnist_dvc.device import hardware
+
+    _write({"machine": hardware(torch.device("cpu")), "torch": torch.__version__,
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     started = time.time()
     yield
-    with open(os.environ.get("SUITE_TIMELINE", "suite_timeline.jsonl"), "a") as out:
-        out.write(json.dumps({"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
-                              "test": item.nodeid, "start": started, "end": time.time()}) + "\n")
+    _write({"test": item.nodeid, "start": started, "end": time.time()})
 
 
 def read(path: str) -> list[dict]:
+    """The tests' rows (not the machine's)."""
     with open(path) as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+        return [row for line in lines if line.strip() and "test" in (row := json.loads(line))]
 
 
 def file_seconds(rows: list[dict]) -> dict[str, list[float]]:

@@ -1,7 +1,10 @@
 """The benchmarks' own arithmetic (bench/): what their figures are divided by and counted from."""
 
+import re
+
 import torch
 
+from bench import suite_timeline
 from bench.denormals import denormal_counts
 from bench.suite_timeline import file_seconds, replay
 from bench.throughput import training_flops_per_image
@@ -48,3 +51,16 @@ def test_file_seconds_groups_tests_by_file_in_the_order_they_ran():
             {"test": "tests/y.py::t", "start": 0.0, "end": 1.0},
             {"test": "tests/x.py::t1", "start": 1.0, "end": 2.0}]
     assert file_seconds(rows) == {"tests/y.py": [1.0], "tests/x.py": [1.0, 2.5]}
+
+
+def test_a_timeline_names_its_machine_and_date_and_read_keeps_the_tests(tmp_path, monkeypatch):
+    """The plugin's own lines: each process first writes what ran it and when (a record every
+    figure is read from must name its CPU and date, tests/test_docs.py), then one line a test;
+    read() returns the tests'. Bug caught: the machine's line read as a test (a KeyError in the
+    summary), or no such line at all."""
+    monkeypatch.setenv("SUITE_TIMELINE", str(tmp_path / "t.jsonl"))
+    suite_timeline.pytest_sessionstart(None)
+    suite_timeline._write({"test": "tests/x.py::t", "start": 1.0, "end": 2.5})
+    text = (tmp_path / "t.jsonl").read_text()
+    assert re.search(r"20\d\d-\d\d-\d\d", text.splitlines()[0]) and "bf16" in text.splitlines()[0]
+    assert [row["test"] for row in suite_timeline.read(str(tmp_path / "t.jsonl"))] == ["tests/x.py::t"]
