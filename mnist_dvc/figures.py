@@ -69,7 +69,8 @@ def confusion(counts: torch.Tensor, path: str | Path) -> None:
 def misclassified(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
                   path: str | Path, limit: int = 40) -> None:
     """A grid of the first `limit` misclassified test digits, titled true → predicted. One image
-    of them all, not an axes each: 0.09 s against 0.8 s for 40 axes laid out by tight_layout."""
+    of them all, not an axes each: 0.09 s against 0.72 s for 40 axes laid out by tight_layout
+    (bench/measured/2026-12-06_suite_round6/light_starts.txt)."""
     import torch
 
     wrong = torch.nonzero(labels != predicted).flatten()[:limit]
