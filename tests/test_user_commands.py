@@ -79,13 +79,12 @@ def test_readme_commands_work_in_a_new_shell_after_activating(repo, tiny_baselin
     Its experiment then shows the README's `dvc exp show` line readable (one experiment for both)."""
     done, env, nadam = readme_run
     baseline = json.loads((tiny_baseline / "metrics/test.json").read_text())["test_acc"]
-    activate = ACTIVATE
     assert "Data and pipelines are up to date" in done.stdout
     assert nadam["data"]["params"]["params.yaml"]["data"]["optimizer"] == "nadam"
     # Trained anew with nadam (1 tiny epoch: the value itself says little), not the baseline's copy,
     # and `dvc metrics diff` (the workspace holds the experiment's results) shows it against HEAD.
     assert nadam["data"]["metrics"]["metrics/test.json"]["data"]["test_acc"] != baseline
-    diff = json.loads(run(repo, "bash", "-c", f"{activate} && dvc metrics diff --json", env=env).stdout)
+    diff = json.loads(run(repo, "bash", "-c", f"{ACTIVATE} && dvc metrics diff --json", env=env).stdout)
     assert diff["metrics/test.json"]["test_acc"]["old"] == baseline, diff
 
     # The README's `dvc exp show` line on that experiment: the changed param and the metrics, no
@@ -94,7 +93,7 @@ def test_readme_commands_work_in_a_new_shell_after_activating(repo, tiny_baselin
     # against the whole column name: `--drop '/'` drops no column).
     line = re.search(r"^dvc exp show (.*?)\s+#", (ROOT / "README.md").read_text(), flags=re.M)
     assert line, "README shows no dvc exp show command"
-    done = run(repo, "bash", "-c", f"{activate} && dvc exp show {line.group(1)}", env=env)
+    done = run(repo, "bash", "-c", f"{ACTIVATE} && dvc exp show {line.group(1)}", env=env)
     header = [c.strip() for c in done.stdout.splitlines()[0].strip("|").split("|")]
     assert {"Experiment", "optimizer", "test_acc", "handin_test_acc_graded"} <= set(header), header
     assert not [c for c in header if "/" in c], header
