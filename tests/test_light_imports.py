@@ -22,22 +22,20 @@ LIGHT = ["stages.fetch", "stages.report", "mnist_dvc.cli", "mnist_dvc.atomic",
          "mnist_dvc.params", "commands.compare", "commands.study", "mnist_dvc.figures"]
 
 
-@pytest.mark.parametrize("module", LIGHT)
-def test_light_module_does_not_import_torch(module):
-    # A fresh interpreter: this test process has imported torch long ago.
-    done = subprocess.run([sys.executable, "-c", f"import sys, {module}; "
-                           "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]", f"{module} imports torch: {done.stdout.strip()}"
-
-
-def _fresh(code: str, threads: str) -> str:
+def _fresh(code: str, **env: str) -> str:
+    """What `python -c code` prints in a fresh interpreter (this test process imported torch long
+    ago), with `env` added to the environment."""
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "MNIST_THREADS": threads,
-                                            "OMP_NUM_THREADS": "2"})
+                          timeout=120, env={**os.environ, **env})
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+@pytest.mark.parametrize("module", LIGHT)
+def test_light_module_does_not_import_torch(module):
+    imported = _fresh(f"import sys, {module}; "
+                      "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])")
+    assert imported == "[]", f"{module} imports torch: {imported}"
 
 
 def test_threads_setting_starts_no_torch_in_a_light_stage_yet_reaches_a_later_torch():
@@ -46,13 +44,15 @@ def test_threads_setting_starts_no_torch_in_a_light_stage_yet_reaches_a_later_to
     count, not applied at once, never reached a torch imported later."""
     assert _fresh("import sys\nfrom mnist_dvc import cli\ncli.run_command(lambda: None, '')\n"
                   "print('torch' in sys.modules)\nimport torch\nprint(torch.get_num_threads())",
-                  "1") == "False\n1"  # not the shell's 2 (torch caps a count read this way at the cores)
+                  MNIST_THREADS="1", OMP_NUM_THREADS="2") == "False\n1"  # not the shell's 2
+    # (1, not 7: torch caps a count read from OMP_NUM_THREADS at the cores)
 
 
 def test_threads_setting_applies_to_a_torch_already_imported():
     """Bug caught: a heavy stage (torch imported at its top) left with torch's default threads."""
     assert _fresh("import torch\nfrom mnist_dvc import cli\ncli.run_command(lambda: None, '')\n"
-                  "print(torch.get_num_threads())", "7") == "7"  # neither the shell's 2 nor the cores
+                  "print(torch.get_num_threads())", MNIST_THREADS="7",
+                  OMP_NUM_THREADS="2") == "7"  # neither the shell's 2 nor the cores
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
