@@ -8,6 +8,7 @@ script no longer takes, a module or make target that was renamed).
 """
 
 import argparse
+import functools
 import importlib.util
 import json
 import re
@@ -37,8 +38,12 @@ PROSE_PATH = re.compile(r"\b(?:bench|docs|tests|metrics|reports|figures|mnist_dv
                         r"/[\w./-]*\w")
 
 
+@functools.cache
 def committed_names() -> set[str]:
-    return {p.name for p in ROOT.rglob("*") if ".venv" not in p.parts and ".git" not in p.parts}
+    """The names of the files git tracks: a file that only this working tree holds is not in a
+    clone."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    return {Path(p).name for p in listed.stdout.decode().split("\0") if p}
 
 
 def cited_paths(page: Path) -> set[str]:
