@@ -38,9 +38,10 @@ endef
 test: $(INSTALLED)
 	$(call run_pytest,)
 
-# The edit loop: everything but the end-to-end tests (marked e2e: DVC repos built and run).
+# The edit loop: everything but the end-to-end tests (marked e2e: DVC repos built and run) and
+# the slow ones (marked slow: statistical checks on real models, torchrun pairs, the browser).
 test-fast: $(INSTALLED)
-	$(call run_pytest,-m "not e2e")
+	$(call run_pytest,-m "not e2e and not slow")
 
 # Mutation testing (configured in pyproject.toml [tool.mutmut]; scores in docs/testing.md). Not in
 # CI: CPU-heavy. MUTANTS narrows it to some mutants, e.g. make mutate MUTANTS='mnist_dvc.study*'.

@@ -407,6 +407,7 @@ def _rank_main(rank: int, store: str, params, train: Digits, valid: Digits, out:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_ranks_train_and_evaluate_like_one_process(tmp_path, make_params, mnist_train):
     # Bugs caught: gradients summed instead of averaged (2x lr), the uneven last slice mis-weighted,
     # ranks drawing different permutations, train metrics or valid accuracy from one rank's
@@ -443,6 +444,7 @@ def _fit_rank_main(rank: int, store: str, params, digits: tuple, out: str) -> No
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_fit_on_two_ranks_keeps_their_weights_equal(tmp_path, make_params, mnist_train):
     """Bug caught: `fit` training without DDP (`model = group.wrap(net)` -> `model = net`): each
     rank then steps on its own slice's gradient and the ranks' weights drift apart."""
@@ -636,6 +638,7 @@ def _start_probe(folder: Path, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_two_torchrun_jobs_on_one_host_do_not_collide(tmp_path):
     # Bug caught: both jobs rendezvous on one fixed port: the second fails or joins the first.
     folders = [tmp_path / "a", tmp_path / "b"]
@@ -649,6 +652,7 @@ def test_two_torchrun_jobs_on_one_host_do_not_collide(tmp_path):
         assert "sum 3" in out
 
 
+@pytest.mark.slow
 def test_a_silent_peer_times_out_with_one_clear_line(tmp_path):
     # Bug caught: no process-group timeout: a stuck rank leaves the others waiting forever.
     started = time.monotonic()

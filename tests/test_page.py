@@ -72,6 +72,7 @@ def check_answer(driver, project: Path, data: bytes):
 SEVEN = [(-90, -90), (90, -90), (60, -30), (20, 40), (-10, 110)]  # from the pad's centre, in px
 
 
+@pytest.mark.slow
 def test_a_digit_drawn_with_a_finger_is_read_and_shown(served, browser):
     """A touch pointer draws a 7 on the pad (pointerdown, moves, pointerup); the page settles on the
     answer for exactly what was drawn: the label is 7, the preview is predict's 28×28 input of the
@@ -109,6 +110,7 @@ def test_a_digit_drawn_with_a_finger_is_read_and_shown(served, browser):
     assert text(browser, "chance-handin") == "–"
 
 
+@pytest.mark.slow
 def test_an_uploaded_file_is_read_as_predict_reads_it(served, browser, mnist_test, tmp_path):
     """An MNIST test digit, 8× upscaled, dark ink on light paper, uploaded through the file input:
     the page shows predict's answer for that file (its own bytes, not the pad's rescaled copy);

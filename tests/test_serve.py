@@ -239,6 +239,7 @@ REQUESTS, THREADS = 240, 4
 RSS_GROWTH_KIB = 16 * 1024
 
 
+@pytest.mark.slow
 def test_load_every_answer_right_memory_flat_no_file_written(project, tmp_path):
     """A few threads send a bounded mix on 127.0.0.1: drawings, 2-megapixel noisy photos (~1.5 MB
     bodies) and bad requests; every answer is checked against what predict's functions say or
@@ -333,6 +334,7 @@ def test_no_model_and_hw7_files_refused_as_grade_refuses_them(project, tmp_path)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and text in done.stderr, done
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_it_cleanly_and_a_busy_port_is_one_line(project):
     """SIGINT (Ctrl-C): exit 0, says it stopped, the port is closed. A port already taken: one
     line naming it and the fix. Catches a traceback on Ctrl-C, a socket left listening, and

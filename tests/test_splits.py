@@ -60,6 +60,7 @@ def graded(model, valid: Digits, test: Digits) -> dict:
     return handin.grade((logits_of(model, valid), valid.labels), (logits_of(model, test), test.labels))
 
 
+@pytest.mark.slow
 def test_handin_factor_is_chosen_on_valid_only(model_and_splits):
     """Bug caught: the factor chosen on test (choose_factor(*test) in grade), or on both splits."""
     model, valid, _, test = model_and_splits
@@ -96,6 +97,7 @@ def _handin_factor(monkeypatch, capsys, root) -> float:
     return float(out.split(" sharpened x", 1)[1].split(",", 1)[0])
 
 
+@pytest.mark.slow
 def test_every_test_json_number_comes_from_test_and_the_factor_from_valid(
         model_and_splits, tmp_path, monkeypatch, capsys):
     """The evaluate stage and the hand-in command on the same model with one split changed at a
@@ -135,6 +137,7 @@ def test_every_test_json_number_comes_from_test_and_the_factor_from_valid(
     assert all(wrong[k] == base[k] for k in measured if not k.startswith("handin_"))
 
 
+@pytest.mark.slow
 def test_best_epoch_is_chosen_on_valid_only(make_params, mnist_train, monkeypatch):
     """Valid and test accuracy scripted per epoch (the model still trains for real): valid peaks
     at epoch 2, test at epoch 6 (or 1). Changing only test must keep epoch 2; changing valid to
