@@ -37,6 +37,13 @@ class MyConvNet(nn.Module):
             nn.ReLU(),
             nn.Linear(98, 10),
         )
+        # Channels_last weights: the first convolution has one input channel, so torch cannot
+        # tell a channels_last input from a contiguous one and follows the weights; with
+        # contiguous weights every layer up to the second convolution ran in NCHW, where a CPU's
+        # max-pooling is about 8x slower: a loaded model evaluated 1.5-2x slower than the train
+        # loop's (docs/performance.md). load_state_dict keeps the layout; the baseline's outputs
+        # were rebuilt byte for byte.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() == 2:  # one (28, 28) image

@@ -27,6 +27,22 @@ def test_layer_shapes_match_the_study():
     }
 
 
+def test_a_loaded_model_pools_channels_last(tmp_path):
+    """Bug caught: a model loaded from a file (evaluate, handin, grade, predict, serve) running
+    NCHW up to its second convolution, as MyConvNet() did with torch's default weight layout: its
+    evaluation was 1.5-2x slower than in training
+    (bench/measured/2026-12-06_xeon_channels_last_eval_ab.txt)."""
+    path = tmp_path / "model.pt"
+    torch.save({k: v.contiguous() for k, v in MyConvNet().state_dict().items()}, path)
+    model = load_model(path)
+    pooled = []
+    for pool in (model.cnn[2], model.cnn[6]):
+        pool.register_forward_hook(lambda _, inputs, __: pooled.append(inputs[0]))
+    model(torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last))
+    assert [x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+            for x in pooled] == [True, True]
+
+
 def test_state_dict_round_trip(tmp_path):
     model = MyConvNet().eval()
     path = tmp_path / "model.pt"
