@@ -62,7 +62,8 @@ def choose_factor(valid_logits: torch.Tensor, valid_labels: torch.Tensor) -> flo
 def sharpened(state: dict, factor: float) -> dict:
     """A copy of a MyConvNet state_dict with the last layer's weight and bias times `factor`,
     as plain contiguous CPU tensors (what the course's load_state_dict expects)."""
-    out = {key: value.detach().to("cpu").contiguous().clone() for key, value in state.items()}
+    out = {key: value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+           for key, value in state.items()}
     for key in (f"{LAST_LAYER}.weight", f"{LAST_LAYER}.bias"):
         out[key] = out[key] * factor
     return out

@@ -218,6 +218,15 @@ def test_sharpened_scales_the_last_layer_only():
     assert all(torch.equal(sharp[k], state[k]) for k in state if not k.startswith("fc.4."))
 
 
+def test_the_handin_holds_plain_row_major_tensors():
+    """Bug caught: the hand-in keeping the model's channels_last strides (conv1's weight passes
+    for contiguous, so .contiguous() keeps them): a file unlike the one the course was given
+    before, for the same weights."""
+    sharp = handin.sharpened(MyConvNet().state_dict(), 4.0)
+    assert {k: v.stride() for k, v in sharp.items()} == {
+        k: torch.empty(v.shape).stride() for k, v in sharp.items()}
+
+
 @pytest.mark.parametrize("student_id, name", [("", "zhangsan"), ("123", ""), ("12 3", "li"),
                                               ("１２３", "li"), ("123", "li-si"), ("123", "li.pth")])
 def test_file_name_refuses_what_the_course_cannot_take(student_id, name):
