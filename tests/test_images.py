@@ -1,6 +1,7 @@
 """Image files → MNIST-style input: size, centring, polarity, alpha, formats, and one clear error per
 bad file. No model needed here (tests/test_predict.py has the accuracy checks)."""
 
+import io
 import struct
 import zlib
 
@@ -131,6 +132,12 @@ def test_every_kind_of_file_gives_the_same_input(mnist_test, tmp_path):
     framed.paste(big.convert("RGBA"), (40, 20))
     palette = dark.convert("P")
     palette.info["transparency"] = palette.getpixel((0, 0))
+    gray_alpha = Image.merge("LA", (Image.new("L", big.size, 0), Image.eval(big, lambda v: 255 - v)))
+    # A black frame marked transparent by its own palette index (64; 0-63 are grey levels): read
+    # without the alpha, the frame would be the paper and the white paper the ink.
+    indices = np.pad(np.asarray(big) // 4, 40, constant_values=64).astype(np.uint8)
+    palette_frame = Image.fromarray(indices, "P")
+    palette_frame.putpalette([4 * i for i in range(64) for _ in range(3)] + [0, 0, 0])
     sixteen = Image.fromarray(np.asarray(dark, dtype=np.uint16) * 257)
     exif = Image.Exif()
     exif[0x0112] = 6  # stored turned 90° anticlockwise: rotate clockwise to show
@@ -139,6 +146,8 @@ def test_every_kind_of_file_gives_the_same_input(mnist_test, tmp_path):
              "white ink on transparent.png": (white_sheet, {}),
              "paper in transparent frame.png": (framed, {}),
              "palette with transparency.png": (palette, {}), "16-bit.png": (sixteen, {}),
+             "gray with alpha.png": (gray_alpha, {}),
+             "palette, black frame transparent.png": (palette_frame, {"transparency": 64}),
              "gray.bmp": (dark, {}), "gray.jpg": (dark.convert("RGB"), {"quality": 95}),
              "photo.jpg": (as_image(1 - upscaled(ink, 2000)), {"quality": 90}),
              "sideways.png": (big.transpose(Image.Transpose.ROTATE_90), {"exif": exif})}
@@ -169,24 +178,31 @@ def test_each_bad_file_gets_one_line_naming_it_and_the_fix(mnist_test, tmp_path)
     good.convert("RGB").save(tmp_path / "good.jpg")
     png, jpeg = (tmp_path / "good.png").read_bytes(), (tmp_path / "good.jpg").read_bytes()
     noise = np.random.default_rng(0).uniform(0.48, 0.52, (50, 50))
+    corrupt = "the image data is cut short or corrupt"
+    again = "copy or export the file again"
+    not_image = "not a PNG, JPEG or BMP image: save it as PNG"
+    blank = "check it shows a digit"
     bad = {
-        "missing.png": (None, "no such file"),
-        "a folder.png": ("folder", "cannot read"),
-        "empty.png": (b"", "not a PNG, JPEG or BMP"),
-        "text.png": (b"just some words\n", "not a PNG, JPEG or BMP"),
-        "animation.gif": (good, "not a PNG, JPEG or BMP"),
-        "cut.png": (png[:len(png) // 2], "cut short or corrupt"),
-        "cut.jpg": (jpeg[:len(jpeg) // 2], "cut short or corrupt"),
-        "huge.png": (png_header_only(8000, 6000), "megapixels"),
-        "white.png": (Image.new("L", (40, 40), 255), "blank image"),
-        "black.bmp": (Image.new("L", (40, 40), 0), "blank image"),
-        "faint noise.png": (as_image(noise), "blank image"),
+        "missing.png": (None, ["no such file: check the path"]),
+        "a folder.png": ("folder", ["cannot read it (Is a directory): check the path and its permissions"]),
+        "empty.png": (b"", [not_image]),
+        "text.png": (b"just some words\n", [not_image]),
+        "animation.gif": (good, [not_image]),
+        "cut.png": (png[:len(png) // 2], [corrupt, again]),
+        "cut.jpg": (jpeg[:len(jpeg) // 2], [corrupt, again]),
+        "huge.png": (png_header_only(8000, 6000),
+                     ["8000×6000 pixels is more than 40 megapixels: scale it down"]),
+        # Past Pillow's own bomb limit (twice its 89 megapixels): refused as Pillow opens it.
+        "bomb.png": (png_header_only(20000, 10000), ["declares more than 40 megapixels: scale it down"]),
+        "white.png": (Image.new("L", (40, 40), 255), ["blank image", blank]),
+        "black.bmp": (Image.new("L", (40, 40), 0), ["blank image", blank]),
+        "faint noise.png": (as_image(noise), ["blank image", blank]),
         # 3% of 16-bit full scale: blank, though 1,000 levels would look like ink on an 8-bit scale
         "faint 16-bit.png": (Image.fromarray(np.full((40, 40), 30000, np.uint16) + np.pad(
-            np.full((20, 20), 1000, np.uint16), 10)), "blank image"),
-        "transparent.png": (Image.new("RGBA", (40, 40), (0, 0, 0, 0)), "blank image"),
+            np.full((20, 20), 1000, np.uint16), 10)), ["blank image", blank]),
+        "transparent.png": (Image.new("RGBA", (40, 40), (0, 0, 0, 0)), ["blank image", blank]),
     }
-    for name, (content, words) in bad.items():
+    for name, (content, phrases) in bad.items():
         path = tmp_path / name
         if isinstance(content, bytes):
             path.write_bytes(content)
@@ -197,8 +213,9 @@ def test_each_bad_file_gets_one_line_naming_it_and_the_fix(mnist_test, tmp_path)
         with pytest.raises(MnistError) as caught:
             images.load_digit(path)
         message = str(caught.value)
-        assert message.startswith(f"{path}: ") and words in message, message
+        assert message.startswith(f"{path}: ") and all(p in message for p in phrases), message
         assert "\n" not in message and message.count(": ") >= 2, message  # problem: fix
+        assert message.endswith(phrases[-1]), message  # the fix ends the line
 
 
 def test_collect_expands_folders_and_keeps_files_as_given(tmp_path):
@@ -212,7 +229,8 @@ def test_collect_expands_folders_and_keeps_files_as_given(tmp_path):
     (tmp_path / "empty").mkdir()
     files, errors = images.collect([tmp_path / "x.png", digits, tmp_path / "empty"])
     assert files == [tmp_path / "x.png"] + [digits / n for n in ["a.jpg", "b.PNG", "c.jpeg", "d.bmp"]]
-    assert len(errors) == 1 and errors[0].startswith(f"{tmp_path / 'empty'}: ")
+    assert errors == [f"{tmp_path / 'empty'}: the folder holds no .png, .jpg, .jpeg or .bmp files: "
+                      "point at image files or a folder of them"]
 
 
 # Thin pen digits as ImageDraw strokes in a unit box (x, y; y down): polylines, and ellipses.
@@ -260,3 +278,71 @@ def test_thin_pen_digit_in_a_big_noisy_photo_is_dark_ink():
         gray, pen = pen_photo(rng, list(PEN_DIGITS)[i % len(PEN_DIGITS)])
         right += images.ink(gray)[pen].mean() > 0.5  # the wrong side leaves the strokes at 0
     assert right >= 19, f"ink found dark in {right} of 20"
+
+
+def test_the_pixel_limit_is_inclusive_and_checked_before_decoding(mnist_test):
+    """An image of exactly max_pixels is read; one pixel fewer allowed and it is refused, from
+    its header alone (a header-only PNG, no pixel data, gets the size line, not "cut short").
+    Bug caught: the limit off by one, or checked only after decoding."""
+    data = png_of(as_image(1 - np.pad(mnist_digit(mnist_test, 0), 20)))  # 68×68
+    assert images.load_digit_bytes(data, "at.png", max_pixels=68 * 68).shape == (1, 28, 28)
+    with pytest.raises(MnistError, match=r"^over\.png: 68×68 pixels is more than 0 megapixels"):
+        images.load_digit_bytes(data, "over.png", max_pixels=68 * 68 - 1)
+    with pytest.raises(MnistError, match=r"^header\.png: 300×200 pixels is more than"):
+        images.load_digit_bytes(png_header_only(300, 200), "header.png", max_pixels=300 * 200 - 1)
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale_and_a_png_whole(tmp_path):
+    """JPEGs decode at 1/2 to 1/8 scale while both sides stay at least DRAFT (512) px: a 2000 px
+    photo reads as 1000 px, in a quarter of the work. PNGs have no such option. Bug caught: the
+    draft never applied (or applied to every format)."""
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (2000, 2000), dtype=np.uint8))
+    photo.save(tmp_path / "photo.jpg", quality=90)
+    photo.save(tmp_path / "photo.png")
+    assert images.decode(tmp_path / "photo.jpg")[0].shape == (1000, 1000)
+    assert images.decode(tmp_path / "photo.png")[0].shape == (2000, 2000)
+
+
+def test_an_upload_reads_as_the_same_file_and_errors_name_it(mnist_test, tmp_path):
+    """load_digit_bytes (serve's uploads) gives what load_digit gives for the same file, and its
+    errors name the upload. Bug caught: the bytes, the name or the pixel limit not passed on."""
+    as_image(1 - np.pad(mnist_digit(mnist_test, 0), 20)).save(tmp_path / "digit.png")
+    data = (tmp_path / "digit.png").read_bytes()
+    assert torch.equal(images.load_digit_bytes(data, "upload.png"), images.load_digit(tmp_path / "digit.png"))
+    with pytest.raises(MnistError, match=r"^upload\.png: blank image"):
+        images.load_digit_bytes(png_of(Image.new("L", (40, 40), 255)), "upload.png")
+    with pytest.raises(MnistError, match=r"^upload\.png: 68×68 pixels is more than"):
+        images.load_digit_bytes(data, "upload.png", max_pixels=100)
+
+
+def png_of(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_border_is_the_outermost_ring_once():
+    """Bug caught: a ring one pixel in from an edge, or a corner counted twice, so the paper's
+    colour and grain come from the wrong pixels."""
+    gray = np.arange(20, dtype=np.float32).reshape(4, 5)
+    assert sorted(images.border(gray).tolist()) == [0, 1, 2, 3, 4, 5, 9, 10, 14, 15, 16, 17, 18, 19]
+    assert sorted(images.border(gray[:3]).tolist()) == [0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14]
+    assert sorted(images.border(gray[:2]).tolist()) == list(range(10))  # 2 rows: all of them
+
+
+def test_crop_is_the_ink_box_with_a_tenth_of_a_fringe():
+    """A 10×6 block of ink at rows 5-14, columns 7-12 of a 30×30 field: the box's longer side is
+    10, the crop keeps a margin of 1 px (a tenth of it) on every side, and stops at the field's
+    edges. Bug caught: a box a row or column short, a margin of 10 / 0.1 px, a crop that cuts the
+    first row or column when the ink touches the edge."""
+    strength = np.zeros((30, 30), np.float32)
+    strength[5:15, 7:13] = 1.0
+    region, longer = images.crop(strength)
+    assert longer == 10 and region.shape == (12, 8) and region.sum() == 60
+    half = strength.copy()
+    half[5:15, 13] = images.CROP_LEVEL  # half the strongest ink is the box's edge: it counts
+    assert images.crop(half)[0].shape == (12, 9)
+    touching = np.zeros((30, 30), np.float32)
+    touching[0:10, 0:6] = 1.0
+    region, longer = images.crop(touching)
+    assert longer == 10 and region.shape == (11, 7) and region.sum() == 60
