@@ -33,7 +33,8 @@ def test_a_loaded_model_pools_channels_last(tmp_path):
     evaluation was 1.5-2x slower than in training
     (bench/measured/2026-12-06_xeon_channels_last_eval_ab.txt)."""
     path = tmp_path / "model.pt"
-    torch.save({k: v.contiguous() for k, v in MyConvNet().state_dict().items()}, path)
+    plain = {k: v.clone(memory_format=torch.contiguous_format) for k, v in MyConvNet().state_dict().items()}
+    torch.save(plain, path)  # as older code and other tools write it: torch's default layout
     model = load_model(path)
     pooled = []
     for pool in (model.cnn[2], model.cnn[6]):
