@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from mnist_dvc.errors import MnistError
-from mnist_dvc.params import OPTIMIZERS, Params, load_params, parse_params
+from mnist_dvc.params import OPTIMIZERS, Params, load_params, parse_params, same_value
 
 
 def test_project_params_file_is_valid():
@@ -118,4 +118,30 @@ def test_each_process_needs_two_images_of_every_batch(make_params):
     with pytest.raises(MnistError) as error:
         make_params(**{"train.processes": 3, "train.batch_size": 5})
     assert "train.batch_size = 5 is too small for train.processes = 3" in str(error.value)
-    assert "it must be >= 6" in str(error.value)
+    assert str(error.value).endswith("it must be >= 6 (fix it in params.yaml or with -S "
+                                     "train.batch_size=...)")
+
+
+def test_the_file_must_be_a_mapping_and_says_how_to_restore_it():
+    """Bug caught (mutation testing): the fix's half of the line garbled."""
+    with pytest.raises(MnistError) as error:
+        parse_params([1, 2])
+    assert str(error.value) == ("params.yaml: the file must be a mapping of keys, got [1, 2]: restore "
+                                "it from git (git checkout params.yaml)")
+
+
+def test_a_key_yaml_reads_as_a_number_is_named_as_unknown(default_raw):
+    """`1: x` in params.yaml is an int key beside the str ones. Bug caught (mutation testing):
+    sorting the unknown keys without key=str, a TypeError instead of the line."""
+    with pytest.raises(MnistError, match=r"unknown key 1: allowed keys are seed"):
+        parse_params({**default_raw, 1: "x", "zz": 2})
+
+
+@pytest.mark.parametrize("a, b, same", [
+    (2e-3, 0.002, True), (8, 8.0, True), (8, 9, False), (True, True, True), (True, 1, False),
+    (0, False, False), ("adam", "adam", True), ("adam", "nadam", False), (None, 0, False)])
+def test_same_value_is_yaml_equality_with_booleans_apart(a, b, same):
+    """How the study and the run report compare a param with the committed one. Bugs caught
+    (mutation testing: no test reached it): True taken for 1 (Python's True == 1), 8 and 8.0 or
+    2e-3 and 0.002 taken for different values, the answer turned round."""
+    assert same_value(a, b) is same and same_value(b, a) is same
