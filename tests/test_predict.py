@@ -14,11 +14,12 @@ import torch
 from in_process import run_module
 from PIL import Image, ImageDraw, ImageFont
 from repo_helpers import mark_project
+from small_model import small_project
 
 from mnist_dvc import calibrated, classify, doubts, handin, images, inference, training
 from mnist_dvc import paths as mnist_paths
 from mnist_dvc.device import FP32
-from mnist_dvc.digits import Digits, save_digits
+from mnist_dvc.digits import Digits
 from mnist_dvc.download import md5_of
 from mnist_dvc.model import MyConvNet
 from mnist_dvc.params import parse_params, with_overrides
@@ -55,21 +56,16 @@ def model_without_smoothing(default_raw, mnist_train, mnist_test):
 
 
 @pytest.fixture(scope="module")
-def model_file(model, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    torch.save(model.state_dict(), path)
-    return path
+def model_file(small_model) -> Path:
+    """The session's small model's weights file (read-only)."""
+    return small_model.weights
 
 
 @pytest.fixture(scope="module")
-def project(model_file, valid, tmp_path_factory) -> Path:
+def project(small_model, valid, tmp_path_factory) -> Path:
     """A project (dvc.yaml, params.yaml) holding the model and 500 valid digits it was not trained
     on: what predict reads to calibrate. No dvc.lock: the factor is chosen on valid."""
-    root = mark_project(tmp_path_factory.mktemp("project"))
-    (root / mnist_paths.MODEL).parent.mkdir()
-    shutil.copy(model_file, root / mnist_paths.MODEL)
-    save_digits(valid, root / mnist_paths.prepared("valid"))
-    return root
+    return small_project(tmp_path_factory.mktemp("project"), small_model, valid=valid)
 
 
 @pytest.fixture(scope="module")
